@@ -1,0 +1,1 @@
+"""Assets, one module per layer: raw -> standardized -> deduped -> validated -> redacted -> curated -> warehouse."""

@@ -1,0 +1,58 @@
+"""What every layer's assets share: asset keys, staging locations, counts and metadata helpers."""
+
+import duckdb
+import dagster as dg
+
+from enrollment_platform.config import load_catalog
+from enrollment_platform.transforms.sql import quote_literal
+
+DATASETS = tuple(load_catalog().datasets)
+
+
+def key(layer: str, dataset: str) -> dg.AssetKey:
+    return dg.AssetKey([layer, dataset])
+
+
+def staged(lake, layer: str, dataset: str, name: str | None = None) -> str:
+    """The staging file of `dataset` at `layer` (the zone between raw and curated, never shown to analysts)."""
+    return lake.path("staging", layer, dataset, f"{name or dataset}.parquet")
+
+
+def read_parquet(paths: str | list[str]) -> str:
+    paths = [paths] if isinstance(paths, str) else paths
+    return "read_parquet([" + ", ".join(quote_literal(p) for p in paths) + "], union_by_name=true)"
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, paths: str | list[str], where: str = "") -> int:
+    if isinstance(paths, list) and not paths:
+        return 0
+    return con.execute(
+        f"SELECT count(*) FROM {read_parquet(paths)} {'WHERE ' + where if where else ''}"
+    ).fetchone()[0]
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None, limit: int = 20) -> str:
+    """A small markdown table for asset metadata (callers pass no raw PII)."""
+    if not rows:
+        return "_none_"
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows[:limit]:
+        lines.append("| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in columns) + " |")
+    if len(rows) > limit:
+        lines.append(f"| … {len(rows) - limit} more |" + " |" * (len(columns) - 1))
+    return "\n".join(lines)
+
+
+def write_query(engine, lake, query: str, *parts: str, order_by: str = "") -> int:
+    """Run `query` and write its rows to the lake object `parts` atomically (Parquet, Snappy); return rows."""
+    con = engine.connect()
+    try:
+        with lake.atomic_write(*parts) as temporary:
+            ordered = f"SELECT * FROM ({query}) ORDER BY {order_by}" if order_by else query
+            con.execute(
+                f"COPY ({ordered}) TO {quote_literal(temporary)} (FORMAT parquet, COMPRESSION snappy)"
+            )
+            return count_rows(con, temporary)
+    finally:
+        con.close()

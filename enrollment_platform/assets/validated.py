@@ -1,0 +1,86 @@
+"""Validated layer: the ruleset applied row by row; failing rows go to the lake's quarantine with every reason.
+
+Writes `<lake>/quarantine/<dataset>/quarantine.parquet` (original values, failed and passed rules, source file
+and row, run id) and `<lake>/dq_results/dataset=<dataset>/run_id=<run>/results.parquet` (one row per rule).
+"""
+
+import dagster as dg
+
+from enrollment_platform.assets.common import DATASETS, count_rows, key, markdown_table, staged
+from enrollment_platform.assets.raw import staged_raw_files
+from enrollment_platform.config import load_catalog
+from enrollment_platform.quality.rules import dataset_rules, referenced_datasets
+from enrollment_platform.quality.results import write_rule_results
+from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.transforms.validate import validate_dataset
+
+
+def quarantine_path(lake: LocalLake, dataset: str) -> list[str]:
+    return ["quarantine", dataset, "quarantine.parquet"]
+
+
+def build_validated_asset(dataset: str) -> dg.AssetsDefinition:
+    references = referenced_datasets(dataset)
+
+    @dg.asset(
+        key=key("validated", dataset),
+        deps=[key("deduped", dataset), *(key("validated", r) for r in references)],
+        group_name="validated",
+        description=f"{dataset}: rows that pass every blocking rule; the others are quarantined with reasons.",
+        kinds={"duckdb", "parquet"},
+    )
+    def validated_asset(
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine
+    ) -> dg.MaterializeResult:
+        catalog = load_catalog()
+        con = engine.connect()
+        try:
+            with (
+                lake.atomic_write("staging", "validated", dataset, f"{dataset}.parquet") as kept,
+                lake.atomic_write(*quarantine_path(lake, dataset)) as quarantined,
+            ):
+                results = validate_dataset(
+                    con,
+                    catalog.datasets[dataset],
+                    catalog,
+                    dataset_rules(dataset),
+                    deduped_path=staged(lake, "deduped", dataset),
+                    references={r: staged(lake, "validated", r) for r in references},
+                    staged_raw=staged_raw_files(lake, dataset),
+                    run_id=context.run_id,
+                    kept_path=kept,
+                    quarantine_path=quarantined,
+                )
+            rows_kept = count_rows(con, staged(lake, "validated", dataset))
+            rows_quarantined = count_rows(con, lake.path(*quarantine_path(lake, dataset)))
+        finally:
+            con.close()
+        write_rule_results(engine, lake, dataset, context.run_id, results)
+        for result in results:
+            if result.outcome in ("Unsupported", "Error"):
+                context.log.warning(f"{result.rule_id} {result.rule}: {result.outcome}: {result.message}")
+        return dg.MaterializeResult(
+            metadata={
+                "rows_kept": dg.MetadataValue.int(rows_kept),
+                "rows_quarantined": dg.MetadataValue.int(rows_quarantined),
+                "dq_score": dg.MetadataValue.float(_score(results)),
+                "rules": dg.MetadataValue.md(
+                    markdown_table(
+                        [r.to_dict() for r in results],
+                        ["rule_id", "rule", "severity", "outcome", "evaluated", "failed", "score"],
+                        limit=50,
+                    )
+                ),
+            }
+        )
+
+    return validated_asset
+
+
+def _score(results) -> float:
+    scored = [r.score for r in results if r.score is not None]
+    return round(sum(scored) / len(scored), 6) if scored else 1.0
+
+
+validated_assets = [build_validated_asset(dataset) for dataset in DATASETS]

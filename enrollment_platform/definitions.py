@@ -1,0 +1,94 @@
+"""The Dagster code location: every asset and check, with resources chosen by ENROLLMENT_ENV."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dagster as dg
+
+from enrollment_platform.assets.curated import curated_assets, curated_checks
+from enrollment_platform.assets.deduped import deduped_assets
+from enrollment_platform.assets.raw import raw_assets
+from enrollment_platform.assets.redacted import redacted_assets
+from enrollment_platform.assets.standardized import standardized_assets
+from enrollment_platform.assets.validated import validated_assets
+from enrollment_platform.assets.warehouse import warehouse_assets
+from enrollment_platform.config import load_catalog
+from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.pii import LocalPiiKey
+from enrollment_platform.resources.raw import LocalRawLayer
+from enrollment_platform.resources.warehouse import DuckDBWarehouse, duckdb_path
+from enrollment_platform.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+ALL_ASSETS = [
+    *raw_assets,
+    *standardized_assets,
+    *deduped_assets,
+    *validated_assets,
+    *redacted_assets,
+    *curated_assets,
+    *warehouse_assets,
+]
+ALL_CHECKS = [*curated_checks]
+
+
+def bundled_sample() -> Path:
+    return Path(__file__).resolve().parent / "sample_data" / "raw"
+
+
+def raw_root(settings: Settings) -> str:
+    """The raw layer to read: the configured one, or the bundled sample when it holds no data yet."""
+    configured = LocalRawLayer(root=settings.raw_uri)
+    if configured.has_data(load_catalog()):
+        return settings.raw_uri
+    log.warning("no raw data under %s: using the bundled sample", settings.raw_uri)
+    return str(bundled_sample())
+
+
+def local_resources(settings: Settings) -> dict:
+    if not settings.warehouse_url.startswith("duckdb:"):
+        raise SettingsError(
+            f"ENROLLMENT_WAREHOUSE_URL={settings.warehouse_url!r}: only duckdb:/// warehouses are available "
+            "in this version"
+        )
+    return {
+        "raw_layer": LocalRawLayer(root=raw_root(settings)),
+        "lake": LocalLake(root=settings.lake_uri),
+        "engine": DuckDBEngine(temp_directory=str(settings.home / "tmp")),
+        "warehouse": DuckDBWarehouse(path=duckdb_path(settings.warehouse_url)),
+        "pii_key": LocalPiiKey(home=str(settings.home)),
+    }
+
+
+def resources_for(settings: Settings) -> dict:
+    """Resources per environment: one variable (ENROLLMENT_ENV) picks the twin of every resource."""
+    if settings.env == "local":
+        return local_resources(settings)
+    raise SettingsError(
+        f"ENROLLMENT_ENV={settings.env!r}: the AWS twins (S3 lake, Glue, Glue Data Catalog, Redshift, SNS, "
+        "Lake Formation) are not available in this version; use ENROLLMENT_ENV=local"
+    )
+
+
+all_assets_job = dg.define_asset_job(
+    "enrollment_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Raw layer to star schema, every asset.",
+)
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[all_assets_job],
+        resources=resources_for(settings),
+    )
+
+
+defs = build_definitions()

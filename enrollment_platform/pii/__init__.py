@@ -1,0 +1,1 @@
+"""PII protection: keyed tokens, masking and free-text redaction driven by config/pii_policy.yaml."""

@@ -1,0 +1,56 @@
+"""The raw layer: where source systems drop files, organised as <raw>/<dataset>/**/<file>."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from enrollment_platform.config import Catalog
+from enrollment_platform.transforms.read_raw import SUPPORTED_SUFFIXES
+
+
+@dataclass(frozen=True)
+class RawFile:
+    dataset: str
+    path: Path  # a local path the engine can read
+    relative: str  # path inside the raw layer, as shown to people and kept as lineage
+    size_bytes: int
+    modified_ns: int
+
+
+@dataclass(frozen=True)
+class RawInventory:
+    files: dict[str, list[RawFile]]
+    ignored: list[str]  # files in dataset folders with an unsupported extension
+    unknown_folders: list[str]  # top-level folders that are not a dataset
+
+
+class LocalRawLayer(dg.ConfigurableResource):
+    """A raw layer in a local folder (the original system's folder names work as-is)."""
+
+    root: str
+
+    def inventory(self, catalog: Catalog) -> RawInventory:
+        root = Path(self.root)
+        files: dict[str, list[RawFile]] = {name: [] for name in catalog.datasets}
+        ignored, unknown = [], []
+        if not root.is_dir():
+            return RawInventory(files, ignored, unknown)
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+            dataset = catalog.dataset_for_folder(folder.name)
+            if dataset is None:
+                unknown.append(folder.name)
+                continue
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                relative = path.relative_to(root).as_posix()
+                if any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
+                    continue
+                if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    ignored.append(relative)
+                    continue
+                stat = path.stat()
+                files[dataset].append(RawFile(dataset, path, relative, stat.st_size, stat.st_mtime_ns))
+        return RawInventory(files, ignored, unknown)
+
+    def has_data(self, catalog: Catalog) -> bool:
+        return any(self.inventory(catalog).files.values())

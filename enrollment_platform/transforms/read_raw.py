@@ -1,0 +1,257 @@
+"""Raw files -> one all-text staging table per file, with canonical column names and lineage.
+
+Every value stays the string it was in the file, so the quarantine can show the original row. Problems are
+kept with the rows they belong to (`_load_errors`), never raised for one file's sake: a malformed line, a file
+without a required column or a file in another encoding still yields rows that can be traced and counted.
+Only a file that holds no readable table at all (binary, unreadable) is rejected as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from enrollment_platform.config import DatasetSpec
+from enrollment_platform.transforms.sql import quote_ident, quote_literal
+
+SUPPORTED_SUFFIXES = {
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+}
+LINEAGE_COLUMNS = ("_source_file", "_source_row", "_raw_line", "_load_errors")
+_SNIFF_BYTES = 64 * 1024
+
+
+@dataclass
+class FileReport:
+    """What reading one raw file found; kept in the inventory and shown as asset metadata."""
+
+    path: str
+    format: str
+    size_bytes: int
+    rows: int = 0
+    rejected_lines: int = 0
+    encoding: str = "utf-8"
+    status: str = "ok"  # ok | warning | rejected
+    messages: list[str] = field(default_factory=list)
+    unmapped_columns: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class UnreadableFile(Exception):
+    """The file holds no table we can read; the whole file is rejected with this reason."""
+
+
+def file_fingerprint(path: Path) -> str:
+    """A cheap identity of a raw file's content: path, size and modification time."""
+    stat = path.stat()
+    return hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+def sniff_encoding(path: Path) -> str:
+    """'utf-8' or 'latin-1'; raises UnreadableFile for binary content (NUL bytes)."""
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+        if b"\x00" in head:
+            raise UnreadableFile("binary content (NUL bytes): not a text table")
+        decoder_ok = True
+        try:
+            _validate_utf8(handle, head)
+        except UnicodeDecodeError:
+            decoder_ok = False
+    return "utf-8" if decoder_ok else "latin-1"
+
+
+def _validate_utf8(handle, head: bytes) -> None:
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    decoder.decode(head)
+    while chunk := handle.read(1 << 20):
+        decoder.decode(chunk)
+    decoder.decode(b"", final=True)
+
+
+def stage_raw_file(
+    con: duckdb.DuckDBPyConnection, path: Path, relative: str, spec: DatasetSpec, out_path: Path
+) -> FileReport:
+    """Read one raw file into `out_path` (Parquet) with canonical columns, all VARCHAR, plus lineage."""
+    fmt = SUPPORTED_SUFFIXES[path.suffix.lower()]
+    report = FileReport(path=relative, format=fmt, size_bytes=path.stat().st_size)
+    try:
+        if report.size_bytes == 0:
+            report.status, report.messages = "warning", ["empty file: no header and no rows"]
+            _write_empty(con, spec, out_path)
+            return report
+        if fmt == "parquet":
+            source = _parquet_source(path)
+        else:
+            report.encoding = sniff_encoding(path)
+            if report.encoding != "utf-8":
+                report.messages.append("not valid UTF-8: read as latin-1 (check the special characters)")
+            source = _csv_source(con, path, report) if fmt == "csv" else _json_source(con, path, report)
+        select = _canonical_select(con, source, spec, relative, report)
+        con.execute(f"COPY ({select}) TO {quote_literal(str(out_path))} (FORMAT parquet)")
+        report.rows = con.execute(
+            f"SELECT count(*) FROM read_parquet({quote_literal(str(out_path))})"
+        ).fetchone()[0]
+    except (UnreadableFile, duckdb.Error) as error:
+        report.status = "rejected"
+        report.messages.append(_first_line(str(error)))
+        _write_empty(con, spec, out_path)
+        report.rows = 0
+    if report.messages and report.status == "ok":
+        report.status = "warning"
+    return report
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "unreadable file"
+
+
+def _parquet_source(path: Path) -> str:
+    return f"(SELECT * EXCLUDE (ordinality), ordinality AS _source_row FROM read_parquet({quote_literal(str(path))}) WITH ORDINALITY)"
+
+
+def _csv_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) -> str:
+    """Rows parsed by DuckDB's CSV reader, plus the lines it rejected (kept as `_raw_line`)."""
+    literal = quote_literal(str(path))
+    options = f"all_varchar=true, header=true, store_rejects=true, encoding={quote_literal(report.encoding)}"
+    con.execute(
+        "DROP TABLE IF EXISTS _parsed; DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans"
+    )
+    con.execute(
+        f"CREATE TEMP TABLE _parsed AS SELECT * EXCLUDE (ordinality), ordinality AS _source_row "
+        f"FROM read_csv({literal}, {options}) WITH ORDINALITY"
+    )
+    rejected = con.execute(
+        "SELECT line, any_value(error_type), string_agg(DISTINCT error_message, '; '), any_value(csv_line) "
+        "FROM reject_errors GROUP BY line ORDER BY line"
+    ).fetchall()
+    report.rejected_lines = len(rejected)
+    con.execute("DROP TABLE IF EXISTS _rejected")
+    con.execute("CREATE TEMP TABLE _rejected (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
+    if rejected:
+        report.messages.append(f"{len(rejected)} malformed line(s) quarantined (e.g. line {rejected[0][0]})")
+        con.executemany(
+            "INSERT INTO _rejected VALUES (?, ?, ?)",
+            [(line, f"malformed CSV line {line}: {message}", raw) for line, _, message, raw in rejected],
+        )
+    return "_parsed"
+
+
+def _json_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) -> str:
+    """JSON lines, one object per line; a line that is not a JSON object is kept as a rejected line."""
+    lines = path.read_text(encoding=report.encoding).splitlines()
+    objects, rejected = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            rejected.append((number, f"malformed JSON line {number}: {error.msg}", line))
+            continue
+        if not isinstance(value, dict):
+            rejected.append((number, f"JSON line {number} is not an object", line))
+            continue
+        objects.append((number, {k: _as_text(v) for k, v in value.items()}))
+    report.rejected_lines = len(rejected)
+    if rejected:
+        report.messages.append(f"{len(rejected)} malformed line(s) quarantined (e.g. line {rejected[0][0]})")
+    keys: list[str] = []
+    for _, obj in objects:
+        keys.extend(k for k in obj if k not in keys)
+    con.execute("DROP TABLE IF EXISTS _parsed")
+    columns = ", ".join(f"{quote_ident(k)} VARCHAR" for k in keys)
+    con.execute(f"CREATE TEMP TABLE _parsed ({columns}{', ' if columns else ''}_source_row BIGINT)")
+    if objects:
+        placeholders = ", ".join("?" for _ in range(len(keys) + 1))
+        con.executemany(
+            f"INSERT INTO _parsed VALUES ({placeholders})",
+            [[obj.get(k) for k in keys] + [number] for number, obj in objects],
+        )
+    con.execute("DROP TABLE IF EXISTS _rejected")
+    con.execute("CREATE TEMP TABLE _rejected (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
+    if rejected:
+        con.executemany("INSERT INTO _rejected VALUES (?, ?, ?)", rejected)
+    return "_parsed"
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value)
+
+
+def _canonical_select(
+    con: duckdb.DuckDBPyConnection, source: str, spec: DatasetSpec, relative: str, report: FileReport
+) -> str:
+    """SELECT mapping the source's headers to canonical names, with lineage and per-row load errors."""
+    headers = [
+        row[0]
+        for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        if row[0] != "_source_row"
+    ]
+    mapped: dict[str, str] = {}
+    for header in headers:
+        canonical = spec.canonical_name(header)
+        if canonical is None:
+            report.unmapped_columns.append(header)
+        elif canonical in mapped:
+            report.messages.append(f"columns {mapped[canonical]!r} and {header!r} both map to {canonical!r}")
+        else:
+            mapped[canonical] = header
+    if report.unmapped_columns:
+        report.messages.append(f"columns not in the canonical schema, not loaded: {report.unmapped_columns}")
+    missing = [c for c in spec.required_columns if c not in mapped]
+    file_errors = [_missing_column_reason(spec, column) for column in missing]
+    if file_errors:
+        report.messages.extend(file_errors)
+    values = [
+        f"CAST({quote_ident(mapped[c])} AS VARCHAR) AS {quote_ident(c)}"
+        if c in mapped
+        else f"NULL::VARCHAR AS {c}"
+        for c in spec.columns
+    ]
+    errors_literal = "[" + ", ".join(quote_literal(e) for e in file_errors) + "]::VARCHAR[]"
+    parsed = (
+        f"SELECT {', '.join(values)}, {quote_literal(relative)} AS _source_file, _source_row::BIGINT AS _source_row, "
+        f"NULL::VARCHAR AS _raw_line, {errors_literal} AS _load_errors FROM {source}"
+    )
+    if source != "_parsed":
+        return parsed
+    nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in spec.columns)
+    rejected = (
+        f"SELECT {nulls}, {quote_literal(relative)}, line, raw_line, [reason]::VARCHAR[] FROM _rejected"
+    )
+    return f"{parsed} UNION ALL {rejected}"
+
+
+def _missing_column_reason(spec: DatasetSpec, column: str) -> str:
+    names = ", ".join((column, *spec.columns[column].aliases))
+    return f"file has no required column {column!r} (looked for: {names})"
+
+
+def _write_empty(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, out_path: Path) -> None:
+    columns = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in spec.columns)
+    con.execute(
+        f"COPY (SELECT {columns}, NULL::VARCHAR AS _source_file, NULL::BIGINT AS _source_row, "
+        f"NULL::VARCHAR AS _raw_line, NULL::VARCHAR[] AS _load_errors LIMIT 0) "
+        f"TO {quote_literal(str(out_path))} (FORMAT parquet)"
+    )

@@ -1,0 +1,88 @@
+"""PII actions per column (DuckDB backend), as config/pii_policy.yaml says.
+
+hash: HMAC-SHA256 computed in SQL from the pre-padded key, over a normalized value (digits only for SSN and
+phone), so the same person gives the same token in every table and every engine. Free text is scanned with the
+policy's RE2 patterns and each match replaced by "[ENTITY]".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enrollment_platform.config import DatasetSpec
+from enrollment_platform.pii.keys import hmac_pads
+from enrollment_platform.transforms.sql import quote_ident, quote_literal
+
+DIGIT_ENTITIES = ("USA_SSN", "PHONE_NUMBER", "CREDIT_CARD")
+
+
+def _blob(value: bytes) -> str:
+    return f"unhex('{value.hex()}')"
+
+
+def _normalized(column: str, entity: str) -> str:
+    if entity in DIGIT_ENTITIES:
+        return f"nullif(regexp_replace({column}, '[^0-9]', '', 'g'), '')"
+    return f"lower(trim(CAST({column} AS VARCHAR)))"
+
+
+def hmac_sql(value: str, key: bytes) -> str:
+    inner, outer = hmac_pads(key)
+    return f"sha256({_blob(outer)} || unhex(sha256({_blob(inner)} || encode({value}))))"
+
+
+def redact_text_sql(value: str, patterns: dict[str, str]) -> str:
+    for entity, pattern in patterns.items():
+        value = f"regexp_replace({value}, {quote_literal(pattern)}, {quote_literal(f'[{entity}]')}, 'g')"
+    return value
+
+
+def action_sql(column: str, rule: dict[str, Any], key: bytes | None, patterns: dict[str, str]) -> str | None:
+    """The SQL for one protected column, or None when the column is dropped."""
+    source = quote_ident(column)
+    entity = rule.get("entity", "PII")
+    match rule["action"]:
+        case "keep":
+            return source
+        case "drop":
+            return None
+        case "redact":
+            return f"CASE WHEN {source} IS NOT NULL THEN {quote_literal(f'[{entity}]')} END"
+        case "partial":
+            digits = _normalized(source, entity)
+            keep = int(rule.get("keep_last", 4))
+            return f"CASE WHEN {digits} IS NOT NULL THEN repeat('*', greatest(length({digits}) - {keep}, 0)) || right({digits}, {keep}) END"
+        case "hash":
+            if key is None:
+                raise ValueError(f"column {column}: action hash needs the PII key")
+            normalized = _normalized(source, entity)
+            return f"CASE WHEN {normalized} IS NOT NULL THEN {hmac_sql(normalized, key)} END"
+        case "generalize":
+            return f"CAST(year({source}) AS INTEGER)"
+        case "redact_entities":
+            return redact_text_sql(source, patterns)
+    raise ValueError(f"column {column}: unknown PII action {rule['action']!r}")
+
+
+def redact_sql(spec: DatasetSpec, policy: dict[str, Any], key: bytes | None, source: str) -> str:
+    """SELECT over validated rows applying every column's action; unlisted columns pass through."""
+    rules = policy.get("datasets", {}).get(spec.name, {})
+    patterns = policy.get("free_text_entities", {})
+    outputs = []
+    for column in (*spec.columns, *spec.derived, "_source_file", "_source_row", "_flags"):
+        rule = rules.get(column)
+        if rule is None:
+            outputs.append(quote_ident(column))
+            continue
+        expression = action_sql(column, rule, key, patterns)
+        if expression is not None:
+            outputs.append(f"{expression} AS {quote_ident(rule.get('output', column))}")
+    return f"SELECT {', '.join(outputs)} FROM {source}"
+
+
+def needs_key(policy: dict[str, Any]) -> bool:
+    return any(
+        rule.get("action") == "hash"
+        for columns in policy.get("datasets", {}).values()
+        for rule in columns.values()
+    )

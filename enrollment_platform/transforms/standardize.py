@@ -1,0 +1,98 @@
+"""Staged raw text -> typed canonical columns (DuckDB backend).
+
+A value that does not read as its column's type becomes NULL and leaves a reason: in `_type_errors` (the row
+will be quarantined) or in `_flags` (the value is nulled and the row kept), as the column's `on_invalid` says.
+Exact duplicates are marked here, while the raw strings are still at hand, so "exact" means byte-equal values.
+"""
+
+from __future__ import annotations
+
+from enrollment_platform.config import Catalog, ColumnSpec, DatasetSpec
+from enrollment_platform.transforms.sql import quote_ident, quote_literal
+
+RAW_LINEAGE = ("_source_file", "_source_row", "_raw_line", "_load_errors")
+
+
+def _clean(expr: str) -> str:
+    """Trimmed text with inner whitespace runs folded to one space; empty becomes NULL."""
+    return f"nullif(regexp_replace(trim({expr}), '\\s+', ' ', 'g'), '')"
+
+
+def _title_case(expr: str) -> str:
+    words = f"string_split(lower({expr}), ' ')"
+    return f"array_to_string(list_transform({words}, lambda w: upper(w[1]) || w[2:]), ' ')"
+
+
+def _formats(formats: tuple[str, ...]) -> str:
+    return "[" + ", ".join(quote_literal(f) for f in formats) + "]"
+
+
+def typed_expression(column: ColumnSpec, catalog: Catalog) -> str:
+    """The SQL that turns the raw text of `column` into its canonical type (NULL when it does not read)."""
+    v = _clean(quote_ident(column.name))
+    match column.type:
+        case "id":
+            return f"regexp_replace({v}, '^(\\d+)\\.0+$', '\\1')"
+        case "text":
+            return v
+        case "name":
+            return _title_case(v)
+        case "lower":
+            return f"lower({v})"
+        case "upper":
+            return f"upper({v})"
+        case "int":
+            number = f"TRY_CAST({v} AS DOUBLE)"
+            return f"CASE WHEN {number} = floor({number}) THEN CAST({number} AS BIGINT) END"
+        case "double":
+            number = f"TRY_CAST(rtrim({v}, '%') AS DOUBLE)"
+            return f"CASE WHEN isfinite({number}) THEN {number} END"
+        case "date":
+            parsed = f"try_strptime({v}, {_formats(catalog.date_formats)})"
+            fallback = f"try_strptime({v}, {_formats(catalog.timestamp_formats)})"
+            return f"CAST(coalesce({parsed}, {fallback}) AS DATE)"
+        case "timestamp":
+            parsed = f"try_strptime({v}, {_formats(catalog.timestamp_formats)})"
+            return (
+                f"CAST(coalesce({parsed}, try_strptime({v}, {_formats(catalog.date_formats)})) AS TIMESTAMP)"
+            )
+    raise ValueError(f"unknown column type {column.type!r}")
+
+
+def _invalid_reason(column: ColumnSpec) -> str:
+    return f"{column.name}: value is not a valid {column.type}"
+
+
+def _reason_list(columns: list[ColumnSpec], catalog: Catalog) -> str:
+    if not columns:
+        return "[]::VARCHAR[]"
+    items = ", ".join(
+        f"CASE WHEN {_clean(quote_ident(c.name))} IS NOT NULL AND ({typed_expression(c, catalog)}) IS NULL "
+        f"THEN {quote_literal(_invalid_reason(c))} END"
+        for c in columns
+    )
+    return f"list_filter([{items}], lambda x: x IS NOT NULL)"
+
+
+def standardize_sql(spec: DatasetSpec, catalog: Catalog, source: str) -> str:
+    """SELECT over the staged raw rows in `source` producing the standardized rows."""
+    columns = list(spec.columns.values())
+    typed = [f"{typed_expression(c, catalog)} AS {quote_ident(c.name)}" for c in columns]
+    quarantining = [c for c in columns if c.on_invalid == "quarantine" and c.type not in ("text", "id")]
+    nullifying = [c for c in columns if c.on_invalid == "nullify" and c.type not in ("text", "id")]
+    raw_columns = ", ".join(quote_ident(c) for c in (*spec.columns, "_raw_line"))
+    duplicate_rank = (
+        f"row_number() OVER (PARTITION BY {raw_columns} ORDER BY _source_file DESC, _source_row DESC)"
+    )
+    typed_row = (
+        f"SELECT {', '.join(typed)}, _source_file, _source_row, _raw_line, "
+        f"coalesce(_load_errors, []::VARCHAR[]) AS _load_errors, "
+        f"{_reason_list(quarantining, catalog)} AS _type_errors, "
+        f"{_reason_list(nullifying, catalog)} AS _flags, "
+        f"{duplicate_rank} > 1 AS _exact_duplicate "
+        f"FROM {source}"
+    )
+    if not spec.derived:
+        return typed_row
+    derived = ", ".join(f"{expr} AS {quote_ident(name)}" for name, expr in spec.derived.items())
+    return f"SELECT *, {derived} FROM ({typed_row})"

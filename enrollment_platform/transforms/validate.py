@@ -1,0 +1,214 @@
+"""Row-level data quality (DuckDB backend), DESIGN.md row semantics rules 2 and 3.
+
+Each rule of the dataset's ruleset is compiled to SQL once. A row breaking a blocking rule, or carrying a load
+or type error, goes to quarantine with every rule it broke and its original text values; a value breaking a
+nullify rule becomes NULL and is flagged; a warn rule only flags. Every rule, and every type check, leaves one
+result row (evaluated, failed, score, outcome) for `dq_results`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import duckdb
+
+from enrollment_platform.config import Catalog, DatasetSpec
+from enrollment_platform.quality.rules import DQRule
+from enrollment_platform.quality.sql_compiler import (
+    UnsupportedRule,
+    condition_sql,
+    metric_query,
+    row_fail_sql,
+    rule_judges_rows,
+)
+from enrollment_platform.transforms.sql import quote_ident, quote_literal
+from enrollment_platform.transforms.standardize import _invalid_reason
+
+INTERNAL_COLUMNS = ("_raw_line", "_load_errors", "_type_errors", "_exact_duplicate", "_duplicate_reason")
+
+
+@dataclass
+class RuleResult:
+    rule_id: str
+    dataset: str
+    rule: str
+    severity: str
+    outcome: str  # Passed | Failed | Unsupported | Error
+    evaluated: int
+    failed: int
+    score: float | None
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _parquet(paths: str | list[str]) -> str:
+    if isinstance(paths, str):
+        paths = [paths]
+    return "read_parquet([" + ", ".join(quote_literal(p) for p in paths) + "], union_by_name=true)"
+
+
+def _text_list(items: list[tuple[str, str]]) -> str:
+    """list of `text` for each (predicate, text) whose predicate holds."""
+    if not items:
+        return "[]::VARCHAR[]"
+    cases = ", ".join(f"CASE WHEN {predicate} THEN {quote_literal(text)} END" for predicate, text in items)
+    return f"list_filter([{cases}], lambda x: x IS NOT NULL)"
+
+
+def validate_dataset(
+    con: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    catalog: Catalog,
+    rules: tuple[DQRule, ...],
+    deduped_path: str,
+    references: dict[str, str],
+    staged_raw: list[str],
+    run_id: str,
+    kept_path: str,
+    quarantine_path: str,
+) -> list[RuleResult]:
+    """Split the deduplicated rows into kept (with nulled values and flags) and quarantined rows."""
+    con.execute(
+        f'CREATE OR REPLACE TEMP VIEW "primary" AS SELECT * FROM {_parquet(deduped_path)} '
+        "WHERE _duplicate_reason IS NULL"
+    )
+    for name, path in references.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {_parquet(path)}")
+    row_rules = [r for r in rules if rule_judges_rows(r.node)]
+    fail_columns = ", ".join(f"{row_fail_sql(r.node)} AS _fail_{r.index}" for r in row_rules)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE evaluated AS SELECT *{', ' if fail_columns else ''}{fail_columns} "
+        'FROM "primary"'
+    )
+    _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
+    return _rule_results(con, spec, catalog, rules, row_rules)
+
+
+def _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path) -> None:
+    blocking = [(f"_fail_{r.index}", r.text) for r in row_rules if r.severity == "blocking"]
+    flagged = [(f"_fail_{r.index}", r.text) for r in row_rules if r.severity != "blocking"]
+    rejected = f"list_concat(_load_errors, _type_errors, {_text_list(blocking)})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE judged AS SELECT *, {rejected} AS _rejected, "
+        f"list_concat(_flags, {_text_list(flagged)}) AS _all_flags, "
+        f"{_text_list([(f'NOT _fail_{r.index}', r.text) for r in row_rules])} AS _passed FROM evaluated"
+    )
+    nulled = {}
+    for rule in row_rules:
+        if rule.severity == "nullify":
+            column = rule.columns[0]
+            nulled[column] = (
+                f"CASE WHEN _fail_{rule.index} THEN NULL ELSE {nulled.get(column, quote_ident(column))} END"
+            )
+    outputs = [f"{nulled.get(c, quote_ident(c))} AS {quote_ident(c)}" for c in (*spec.columns, *spec.derived)]
+    kept = (
+        f"SELECT {', '.join(outputs)}, _source_file, _source_row, _all_flags AS _flags "
+        f"FROM judged WHERE len(_rejected) = 0 ORDER BY _source_file, _source_row"
+    )
+    con.execute(f"COPY ({kept}) TO {quote_literal(kept_path)} (FORMAT parquet, COMPRESSION snappy)")
+    raw_values = ", ".join(f"r.{quote_ident(c)}" for c in spec.columns)
+    quarantined = f"""
+        SELECT {raw_values}, j._raw_line, j._source_file, j._source_row, {quote_literal(run_id)} AS run_id,
+            j._rejected AS DataQualityRulesFail, j._all_flags AS DataQualityFlags,
+            j._passed AS DataQualityRulesPass, 'Failed' AS DataQualityEvaluationResult
+        FROM judged j
+        LEFT JOIN {_parquet(staged_raw)} r
+            ON r._source_file = j._source_file AND r._source_row = j._source_row
+            AND r._raw_line IS NULL AND j._raw_line IS NULL
+        WHERE len(j._rejected) > 0
+        ORDER BY j._source_file, j._source_row
+    """
+    con.execute(
+        f"COPY ({quarantined}) TO {quote_literal(quarantine_path)} (FORMAT parquet, COMPRESSION snappy)"
+    )
+
+
+def _rule_results(con, spec, catalog, rules, row_rules) -> list[RuleResult]:
+    total = con.execute("SELECT count(*) FROM evaluated").fetchone()[0]
+    results = [_schema_result(con, spec, column, total) for column in _typed_columns(spec)]
+    results.append(_load_result(con, spec, total))
+    judged = {r.index for r in row_rules}
+    for rule in rules:
+        if rule.index in judged:
+            failed = con.execute(
+                f"SELECT count(*) FILTER (WHERE _fail_{rule.index}) FROM evaluated"
+            ).fetchone()[0]
+            evaluated = total
+            if getattr(rule.node, "where", None):
+                evaluated = con.execute(f"SELECT count(*) FROM evaluated WHERE {rule.node.where}").fetchone()[
+                    0
+                ]
+            results.append(_result(rule, evaluated, failed))
+        else:
+            results.append(_metric_result(con, rule, total))
+    return results
+
+
+def _result(rule: DQRule, evaluated: int, failed: int) -> RuleResult:
+    score = 1.0 if evaluated == 0 else (evaluated - failed) / evaluated
+    outcome = "Passed" if failed == 0 else "Failed"
+    return RuleResult(rule.rule_id, rule.dataset, rule.text, rule.severity, outcome, evaluated, failed, score)
+
+
+def _metric_result(con, rule: DQRule, total: int) -> RuleResult:
+    base = RuleResult(rule.rule_id, rule.dataset, rule.text, rule.severity, "Unsupported", total, 0, None)
+    try:
+        query = metric_query(rule.node, '"primary"')
+        value = con.execute(query.sql).fetchone()[0]
+        passed = True
+        if query.condition is not None:
+            passed = bool(
+                con.execute(
+                    f"SELECT {condition_sql('v', query.condition)} FROM (SELECT ? AS v)", [value]
+                ).fetchone()[0]
+            )
+    except UnsupportedRule as error:
+        base.message = str(error)
+        return base
+    except duckdb.Error as error:
+        base.outcome, base.message = "Error", str(error).splitlines()[0]
+        return base
+    base.outcome = "Passed" if passed else "Failed"
+    base.score = 1.0 if passed else 0.0
+    base.message = f"metric value {value}"
+    return base
+
+
+def _typed_columns(spec: DatasetSpec):
+    return [c for c in spec.columns.values() if c.on_invalid == "quarantine" and c.type not in ("text", "id")]
+
+
+def _schema_result(con, spec: DatasetSpec, column, total: int) -> RuleResult:
+    reason = _invalid_reason(column)
+    failed = con.execute(
+        f"SELECT count(*) FILTER (WHERE list_contains(_type_errors, {quote_literal(reason)})) FROM evaluated"
+    ).fetchone()[0]
+    text = f'ColumnDataType "{column.name}" = "{column.type}"'
+    score = 1.0 if total == 0 else (total - failed) / total
+    return RuleResult(
+        f"{spec.name}.type.{column.name}",
+        spec.name,
+        text,
+        "blocking",
+        "Passed" if failed == 0 else "Failed",
+        total,
+        failed,
+        score,
+    )
+
+
+def _load_result(con, spec: DatasetSpec, total: int) -> RuleResult:
+    failed = con.execute("SELECT count(*) FILTER (WHERE len(_load_errors) > 0) FROM evaluated").fetchone()[0]
+    score = 1.0 if total == 0 else (total - failed) / total
+    return RuleResult(
+        f"{spec.name}.load",
+        spec.name,
+        "rows are readable and carry every required column",
+        "blocking",
+        "Passed" if failed == 0 else "Failed",
+        total,
+        failed,
+        score,
+    )
