@@ -70,9 +70,7 @@ def measure(kind: str, raw: Path, work: Path) -> dict:
     """Run one trial in a child process; wall seconds and that child's peak RSS."""
     home = work / f"{kind}-{time.monotonic_ns()}"
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", kind, "--raw", str(raw), "--home", str(home)]
-    )
+    process = subprocess.Popen([sys.executable, __file__, "--child", kind, "--raw", str(raw), "--home", str(home)])
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -82,9 +80,7 @@ def measure(kind: str, raw: Path, work: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--enrollments", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)

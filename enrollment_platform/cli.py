@@ -22,9 +22,7 @@ console = Console(stderr=True)
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Folder to write the raw layer into.")],
-    enrollments: Annotated[
-        int, typer.Option(min=1, help="How many enrollment rows (before defects).")
-    ] = 1000,
+    enrollments: Annotated[int, typer.Option(min=1, help="How many enrollment rows (before defects).")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same bytes.")] = 0,
 ) -> None:
     """Write a realistic raw layer with seeded defects and a manifest of what was injected."""
@@ -39,11 +37,10 @@ def generate(
 @app.command()
 def run(
     raw: Annotated[str | None, typer.Option(help="Raw layer URI (default $ENROLLMENT_RAW_URI).")] = None,
-    home: Annotated[
-        str | None, typer.Option(help="Working folder (default $ENROLLMENT_HOME or .enrollment).")
-    ] = None,
+    home: Annotated[str | None, typer.Option(help="Working folder (default $ENROLLMENT_HOME or .enrollment).")] = None,
     engine: Annotated[str | None, typer.Option(help="local (DuckDB, in-process) or spark.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's step-by-step log.")] = False,
 ) -> None:
     """Materialize every asset in-process; exit 1 when the run fails."""
     from enrollment_platform.settings import Settings, SettingsError
@@ -52,7 +49,7 @@ def run(
         settings = Settings.from_env(home=home, raw_uri=raw, engine=engine)
         from enrollment_platform.runner import run_pipeline
 
-        summary = run_pipeline(settings)
+        summary = run_pipeline(settings, log_level="DEBUG" if verbose else "WARNING")
     except SettingsError as error:
         console.print(f"[red]configuration error:[/red] {error}")
         raise typer.Exit(2) from error

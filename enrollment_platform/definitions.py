@@ -91,4 +91,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Loaded by `dagster dev` (workspace.yaml); settings are read from the environment at load time."""
+    return build_definitions()

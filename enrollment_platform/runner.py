@@ -7,8 +7,8 @@ from typing import Any
 
 import dagster as dg
 
-from enrollment_platform.definitions import ALL_ASSETS, ALL_CHECKS, raw_root, resources_for
-from enrollment_platform.settings import Settings
+from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root
+from enrollment_platform.settings import Settings, SettingsError
 
 SUMMARY_COUNTS = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
 
@@ -65,9 +65,7 @@ def summarize(result: dg.ExecuteInJobResult, settings: Settings, raw_uri: str) -
                 {k: values[k] for k in (*SUMMARY_COUNTS, "reconciled") if k in values}
             )
         elif layer == "warehouse":
-            summary.warehouse[name] = {
-                k: values[k] for k in ("rows", "inserted", "updated", "deleted") if k in values
-            }
+            summary.warehouse[name] = {k: values[k] for k in ("rows", "inserted", "updated", "deleted") if k in values}
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
@@ -75,20 +73,15 @@ def summarize(result: dg.ExecuteInJobResult, settings: Settings, raw_uri: str) -
     return summary
 
 
-def run_pipeline(settings: Settings) -> RunSummary:
+def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
     """Materialize the whole graph in this process; the summary says what became of every row."""
     if settings.engine != "local":
-        from enrollment_platform.settings import SettingsError
-
-        raise SettingsError(
-            f"engine {settings.engine!r} is not available in this version: use --engine local"
-        )
-    resources = resources_for(settings)
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        resources=resources,
+        raise SettingsError(f"engine {settings.engine!r} is not available in this version: use --engine local")
+    job = build_definitions(settings).resolve_job_def(all_assets_job.name)
+    result = job.execute_in_process(
         instance=dagster_instance(settings),
         raise_on_error=False,
         tags={"enrollment/trigger": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     return summarize(result, settings, raw_root(settings))

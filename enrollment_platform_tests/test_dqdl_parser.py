@@ -121,9 +121,7 @@ def test_column_values_string_and_keywords():
     assert one('ColumnValues "grade" = "A"').condition == Comparison("=", String("A"))
     assert one('ColumnValues "notes" != NULL').condition == Comparison("!=", Keyword("NULL"))
     assert one('ColumnValues "notes" = EMPTY').condition == Comparison("=", Keyword("EMPTY"))
-    assert one('ColumnValues "notes" = WHITESPACES_ONLY').condition == Comparison(
-        "=", Keyword("WHITESPACES_ONLY")
-    )
+    assert one('ColumnValues "notes" = WHITESPACES_ONLY').condition == Comparison("=", Keyword("WHITESPACES_ONLY"))
 
 
 def test_column_values_between_and_not_between():
@@ -138,9 +136,7 @@ def test_between_is_documented_as_exclusive():
 
 
 def test_column_values_in_and_not_in():
-    assert one('ColumnValues "grade" in ["A", "B", NULL]').condition == In(
-        (String("A"), String("B"), Keyword("NULL"))
-    )
+    assert one('ColumnValues "grade" in ["A", "B", NULL]').condition == In((String("A"), String("B"), Keyword("NULL")))
     assert one('ColumnValues "course_credits" not in [1, 2, 3]').condition == In(
         (num("1"), num("2"), num("3")), negated=True
     )
@@ -174,9 +170,7 @@ def test_row_count_plain_and_dynamic():
     assert one("RowCount > 0").condition == Comparison(">", num("0"))
     rule = one("RowCount between (0.9 * avg(last(10))) and 1.1 * avg(last(10))")
     avg = FunctionCall("avg", (FunctionCall("last", (num("10"),)),))
-    assert rule.condition == Between(
-        FunctionCall("*", (num("0.9"), avg)), FunctionCall("*", (num("1.1"), avg))
-    )
+    assert rule.condition == Between(FunctionCall("*", (num("0.9"), avg)), FunctionCall("*", (num("1.1"), avg)))
     assert one("RowCount = 8.0 * (5.0 - 1.0)").condition == Comparison(
         "=", FunctionCall("*", (num("8.0"), FunctionCall("-", (num("5.0"), num("1.0")))))
     )
@@ -206,9 +200,7 @@ def test_custom_sql_with_and_without_condition():
 
 
 def test_data_freshness_durations():
-    assert one('DataFreshness "enrollment_date" <= 24 hours').condition == Comparison(
-        "<=", Duration(24, "hours")
-    )
+    assert one('DataFreshness "enrollment_date" <= 24 hours').condition == Comparison("<=", Duration(24, "hours"))
     assert one('DataFreshness "enrollment_date" between 2 days and 1 day').condition == Between(
         Duration(2, "days"), Duration(1, "days")
     )
@@ -294,9 +286,7 @@ def test_sections_variables_and_comments():
 
 
 def test_strings_are_not_interpolated_and_escapes_are_unescaped():
-    ruleset = parse_ruleset(
-        'id = "x"\nRules = [ CustomSql "select $id from primary", IsComplete "a\\"b\\\\c" ]'
-    )
+    ruleset = parse_ruleset('id = "x"\nRules = [ CustomSql "select $id from primary", IsComplete "a\\"b\\\\c" ]')
     assert ruleset.rules[0].parameters == ("select $id from primary",)
     assert ruleset.rules[1].parameters == ('a"b\\c',)
 
@@ -306,10 +296,7 @@ def test_every_rule_type_example_in_the_table_parses():
     assert len(table.rule_types) == 33
     for name, spec in table.rule_types.items():
         for form in spec.forms:
-            if spec.rule:
-                rule = one(form.example)
-            else:
-                rule = parse_ruleset(f"Analyzers = [ {form.example} ]").analyzers[0]
+            rule = one(form.example) if spec.rule else parse_ruleset(f"Analyzers = [ {form.example} ]").analyzers[0]
             assert rule.rule_type == name
 
 
@@ -383,13 +370,7 @@ def test_malformed_rules_report_line_and_column(text, line, column, message):
 
 
 def test_error_on_line_three_of_a_multi_line_ruleset():
-    text = (
-        "Rules = [\n"
-        '    IsComplete "student_id",\n'
-        '    ColumnValues "marks" between 0 100,\n'
-        "    RowCount > 0\n"
-        "]\n"
-    )
+    text = 'Rules = [\n    IsComplete "student_id",\n    ColumnValues "marks" between 0 100,\n    RowCount > 0\n]\n'
     error = error_of(text)
     assert (error.line, error.column) == (3, 36)
     assert "expected `and` between the bounds" in error.message and "`100`" in error.message
@@ -507,9 +488,7 @@ def _rule(rule_type, parameters, condition=None, where=None, threshold=None, lab
 
 
 _simple_rule = st.one_of(
-    st.builds(
-        _rule, st.just("IsComplete"), st.lists(_column, min_size=1, max_size=1), where=_where, labels=_labels
-    ),
+    st.builds(_rule, st.just("IsComplete"), st.lists(_column, min_size=1, max_size=1), where=_where, labels=_labels),
     st.builds(_rule, st.just("IsPrimaryKey"), st.lists(_column, min_size=1, max_size=3), labels=_labels),
     st.builds(_rule, st.just("Completeness"), st.lists(_column, min_size=1, max_size=1), _numeric_condition),
     st.builds(_rule, st.just("RowCount"), st.just(()), _numeric_condition, _where, labels=_labels),
@@ -529,14 +508,10 @@ _simple_rule = st.one_of(
         st.builds(
             Comparison,
             _comparison_op,
-            st.builds(
-                Duration, st.integers(0, 1000).map(float), st.sampled_from(["days", "hours", "minutes"])
-            ),
+            st.builds(Duration, st.integers(0, 1000).map(float), st.sampled_from(["days", "hours", "minutes"])),
         ),
     ),
-    st.builds(
-        _rule, st.just("CustomSql"), st.lists(_text, min_size=1, max_size=1), st.none(), st.none(), _threshold
-    ),
+    st.builds(_rule, st.just("CustomSql"), st.lists(_text, min_size=1, max_size=1), st.none(), st.none(), _threshold),
 )
 _node = st.recursive(
     _simple_rule,
@@ -590,9 +565,7 @@ _PIECES = (
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, len(_BASE)), st.integers(0, 4), st.sampled_from(_PIECES)), max_size=3)
-)
+@given(st.lists(st.tuples(st.integers(0, len(_BASE)), st.integers(0, 4), st.sampled_from(_PIECES)), max_size=3))
 def test_mutated_rulesets_fail_cleanly(edits):
     """Whatever the damage, the result is a ruleset or positioned DQDLSyntaxErrors, never a crash."""
     text = _BASE

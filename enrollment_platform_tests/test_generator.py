@@ -113,9 +113,7 @@ def test_manifest_identity_and_file_rows(layer):
         assert sorted(entry["file_rows"]) == entry["files"]
         assert all((root / f).is_file() for f in entry["files"])
         dup = entry["defects"]
-        assert (
-            exp["rows_duplicate"] == dup["exact_duplicate_rows"] + dup["resent_records"] + dup["repeated_ids"]
-        )
+        assert exp["rows_duplicate"] == dup["exact_duplicate_rows"] + dup["resent_records"] + dup["repeated_ids"]
     enr = manifest["datasets"]["enrollments"]
     quarantine = ["marks_out_of_range", "attendance_out_of_range", "missing_enrollment_date"]
     quarantine += ["missing_enrollment_id", "orphan_student_id", "orphan_course_id"]
@@ -205,10 +203,7 @@ def test_duplicates_follow_the_row_semantics(layer, dataset):
         if r[id_col] is not None:
             groups.setdefault(r[id_col], []).append(r)
     repeated = [g for g in groups.values() if len(g) > 1]
-    assert (
-        sum(len(g) - 1 for g in repeated)
-        == entry["defects"]["resent_records"] + entry["defects"]["repeated_ids"]
-    )
+    assert sum(len(g) - 1 for g in repeated) == entry["defects"]["resent_records"] + entry["defects"]["repeated_ids"]
     for g in repeated:
         assert len(g) == 2
         stamps = sorted(r["last_modified"] for r in g)
@@ -226,9 +221,7 @@ def test_noise_pii_and_date_formats_are_counted_as_written(layer):
         noisy = 0
         for r in data:
             changed = any(r[c] is not None and r[c] != canon(r[c].strip()) for c, canon in checks.items())
-            changed |= any(
-                r[c] is not None and r[c] != r[c].strip() for c in NOISE_TRIM_ONLY.get(dataset, [])
-            )
+            changed |= any(r[c] is not None and r[c] != r[c].strip() for c in NOISE_TRIM_ONLY.get(dataset, []))
             noisy += changed
         assert noisy == entry["noisy_rows"], dataset
         if "notes_with_pii" in entry:
@@ -255,9 +248,7 @@ def test_instructor_defects(layer):
     near = [r for r in data if re.search(r"2@", r["email"])]
     assert len(near) == d["near_duplicate_instructors"]
     for r in near:
-        same = [
-            o for o in data if o["instructor_id"] != r["instructor_id"] and o["last_name"] == r["last_name"]
-        ]
+        same = [o for o in data if o["instructor_id"] != r["instructor_id"] and o["last_name"] == r["last_name"]]
         assert any(o["first_name"] == r["first_name"] and o["department"] == r["department"] for o in same)
 
 
@@ -287,9 +278,7 @@ def test_file_formats(layer):
     assert manifest["datasets"]["courses"]["files"] == ["courses/courses.csv"]
     assert manifest["datasets"]["instructors"]["files"] == ["instructors/instructors.csv"]
     share = manifest["datasets"]["students"]["file_rows"]["students/students_extra.jsonl"]
-    assert share == max(
-        1, round(RATES["students_jsonl"] * manifest["datasets"]["students"]["expected"]["rows_in"])
-    )
+    assert share == max(1, round(RATES["students_jsonl"] * manifest["datasets"]["students"]["expected"]["rows_in"]))
 
 
 def test_values_look_real(tmp_path):
@@ -318,9 +307,7 @@ def test_values_look_real(tmp_path):
         assert r["status"].strip().lower() in names.STATUSES
         assert r["payment_status"] in names.PAYMENT_STATUSES
         assert 1000 <= float(r["tuition_amount"]) <= 6000
-        assert re.fullmatch(r"-?\d+(\.\d)?", r["marks"]) and re.fullmatch(
-            r"-?\d+\.\d\d", r["attendance_percentage"]
-        )
+        assert re.fullmatch(r"-?\d+(\.\d)?", r["marks"]) and re.fullmatch(r"-?\d+\.\d\d", r["attendance_percentage"])
         marks = float(r["marks"])
         if 0 <= marks <= 100:
             assert r["grade"].strip().upper() == next(g for lo, g in grades if marks >= lo)
@@ -331,9 +318,7 @@ def test_vocabulary_survives_standardization_and_needs_no_csv_quoting():
     for value in names.FIRST_NAMES_MALE + names.FIRST_NAMES_FEMALE + names.LAST_NAMES + names.DEPARTMENTS:
         assert value == value.title(), value
     assert all(c[0] == c[0].title() for c in names.CITIES)
-    texts = (
-        names.STUDENT_NOTES + names.ENROLLMENT_NOTES + [t for v in names.COURSE_TITLES.values() for t in v]
-    )
+    texts = names.STUDENT_NOTES + names.ENROLLMENT_NOTES + [t for v in names.COURSE_TITLES.values() for t in v]
     texts += [p + s for p, _, s in names.PII_NOTES]
     assert not [t for t in texts if set(t) & set(',"\n\r')]
     assert not [t for t in names.STUDENT_NOTES + names.ENROLLMENT_NOTES if re.search(r"\d", t)]

@@ -59,9 +59,7 @@ def test_instructor_ratings_out_of_range_are_nulled_and_flagged(generated_run):
         flagged = con.execute(
             "SELECT count(*) FROM instructor_dim WHERE dq_flags LIKE '%ColumnValues \"rating\"%'"
         ).fetchone()[0]
-        out_of_range = con.execute(
-            "SELECT count(*) FROM instructor_dim WHERE rating < 0 OR rating > 5"
-        ).fetchone()[0]
+        out_of_range = con.execute("SELECT count(*) FROM instructor_dim WHERE rating < 0 OR rating > 5").fetchone()[0]
     assert flagged == expected and expected > 0
     assert out_of_range == 0
     assert summary.datasets["instructors"]["rows_quarantined"] == 0
@@ -82,9 +80,7 @@ def test_curated_files_are_parquet_with_snappy(generated_run):
 
 def _snapshot(settings) -> dict[str, list[tuple]]:
     with duckdb.connect(duckdb_path(settings.warehouse_url), read_only=True) as con:
-        return {
-            table: sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in STAR_TABLES
-        }
+        return {table: sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in STAR_TABLES}
 
 
 def test_second_run_over_the_same_data_changes_no_warehouse_table(generated_run):

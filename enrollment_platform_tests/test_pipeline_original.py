@@ -31,9 +31,7 @@ def test_enrollment_counts(original_run):
 def test_the_fifteen_orphans_are_quarantined_for_their_missing_student(original_run):
     settings, _ = original_run
     quarantine = f"{settings.lake_uri}/quarantine/enrollments/quarantine.parquet"
-    rows = duckdb.execute(
-        f"SELECT student_id, DataQualityRulesFail FROM read_parquet('{quarantine}')"
-    ).fetchall()
+    rows = duckdb.execute(f"SELECT student_id, DataQualityRulesFail FROM read_parquet('{quarantine}')").fetchall()
     assert len(rows) == 15
     for student_id, failed in rows:
         assert failed == [
@@ -47,10 +45,7 @@ def test_students_from_csv_and_json_lines_with_full_name(original_run):
     assert summary.datasets["students"]["rows_in"] == 55
     with warehouse(settings) as con:
         assert con.execute("SELECT count(*) FROM student_dim").fetchone()[0] == 55
-        assert (
-            con.execute("SELECT full_name FROM student_dim WHERE student_id = '1'").fetchone()[0]
-            == "John Doe"
-        )
+        assert con.execute("SELECT full_name FROM student_dim WHERE student_id = '1'").fetchone()[0] == "John Doe"
         assert con.execute("SELECT count(*) FROM student_dim WHERE full_name IS NULL").fetchone()[0] == 0
 
 
@@ -73,9 +68,7 @@ def test_both_date_formats_are_parsed(original_run):
 def test_every_dataset_reconciles(original_run):
     _, summary = original_run
     for dataset, counts in summary.datasets.items():
-        assert (
-            counts["rows_in"] == counts["rows_out"] + counts["rows_quarantined"] + counts["rows_duplicate"]
-        ), dataset
+        assert counts["rows_in"] == counts["rows_out"] + counts["rows_quarantined"] + counts["rows_duplicate"], dataset
         assert counts["reconciled"] is True
 
 
@@ -84,11 +77,5 @@ def test_student_dim_holds_no_raw_pii(original_run):
     with warehouse(settings) as con:
         columns = {r[0] for r in con.execute("DESCRIBE student_dim").fetchall()}
         assert not columns & {"phone", "date_of_birth", "ssn", "email", "address"}
-        assert (
-            con.execute("SELECT phone_last4 FROM student_dim WHERE student_id = '1'").fetchone()[0]
-            == "******4567"
-        )
-        assert (
-            con.execute("SELECT phone FROM student_pii WHERE student_id = '1'").fetchone()[0]
-            == "555-123-4567"
-        )
+        assert con.execute("SELECT phone_last4 FROM student_dim WHERE student_id = '1'").fetchone()[0] == "******4567"
+        assert con.execute("SELECT phone FROM student_pii WHERE student_id = '1'").fetchone()[0] == "555-123-4567"

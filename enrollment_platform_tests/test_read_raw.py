@@ -25,9 +25,7 @@ def stage(tmp_path: Path, name: str, content: bytes, dataset: str = "enrollments
 
 
 def test_original_aliases_map_to_canonical_names(tmp_path):
-    report, rows = stage(
-        tmp_path, "e.csv", (ENROLLMENT_HEADER + "1001,3,105,209,9/15/2023,88,92.35\n").encode()
-    )
+    report, rows = stage(tmp_path, "e.csv", (ENROLLMENT_HEADER + "1001,3,105,209,9/15/2023,88,92.35\n").encode())
     assert report.status == "ok"
     assert rows[0]["enrollment_id"] == "1001" and rows[0]["marks"] == "88" and rows[0]["student_id"] == "3"
     assert rows[0]["_source_file"] == "e.csv" and rows[0]["_source_row"] == 1
@@ -45,9 +43,7 @@ def test_header_only_file_has_no_rows(tmp_path):
 
 
 def test_missing_required_column_quarantines_every_row_with_the_reason(tmp_path):
-    report, rows = stage(
-        tmp_path, "nostudent.csv", b"e_id,c_id,enrollment_date\n1,101,2024-01-01\n2,102,2024-01-02\n"
-    )
+    report, rows = stage(tmp_path, "nostudent.csv", b"e_id,c_id,enrollment_date\n1,101,2024-01-01\n2,102,2024-01-02\n")
     assert report.status == "warning"
     assert len(rows) == 2
     for row in rows:
@@ -95,16 +91,10 @@ def test_malformed_lines_are_kept_with_their_text_and_reason(tmp_path, name, con
 
 
 def test_json_numbers_and_parquet_values_become_text(tmp_path):
-    report, rows = stage(
-        tmp_path, "n.json", b'{"e_id": 1001, "s_id": 3, "c_id": 105, "marks_scored": 88.5}\n'
-    )
+    report, rows = stage(tmp_path, "n.json", b'{"e_id": 1001, "s_id": 3, "c_id": 105, "marks_scored": 88.5}\n')
     assert rows[0]["enrollment_id"] == "1001" and rows[0]["marks"] == "88.5"
     con = duckdb.connect()
     parquet = tmp_path / "p.parquet"
-    con.execute(
-        f"COPY (SELECT 7 AS e_id, 3 AS s_id, 101 AS c_id, 99.5 AS marks) TO '{parquet}' (FORMAT parquet)"
-    )
-    report = stage_raw_file(
-        con, parquet, "p.parquet", load_catalog().datasets["enrollments"], tmp_path / "o.parquet"
-    )
+    con.execute(f"COPY (SELECT 7 AS e_id, 3 AS s_id, 101 AS c_id, 99.5 AS marks) TO '{parquet}' (FORMAT parquet)")
+    report = stage_raw_file(con, parquet, "p.parquet", load_catalog().datasets["enrollments"], tmp_path / "o.parquet")
     assert report.rows == 1 and report.status == "ok"

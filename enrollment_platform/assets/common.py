@@ -1,7 +1,7 @@
 """What every layer's assets share: asset keys, staging locations, counts and metadata helpers."""
 
-import duckdb
 import dagster as dg
+import duckdb
 
 from enrollment_platform.config import load_catalog
 from enrollment_platform.transforms.sql import quote_literal
@@ -26,9 +26,7 @@ def read_parquet(paths: str | list[str]) -> str:
 def count_rows(con: duckdb.DuckDBPyConnection, paths: str | list[str], where: str = "") -> int:
     if isinstance(paths, list) and not paths:
         return 0
-    return con.execute(
-        f"SELECT count(*) FROM {read_parquet(paths)} {'WHERE ' + where if where else ''}"
-    ).fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {read_parquet(paths)} {'WHERE ' + where if where else ''}").fetchone()[0]
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, limit: int = 20) -> str:
@@ -50,9 +48,7 @@ def write_query(engine, lake, query: str, *parts: str, order_by: str = "") -> in
     try:
         with lake.atomic_write(*parts) as temporary:
             ordered = f"SELECT * FROM ({query}) ORDER BY {order_by}" if order_by else query
-            con.execute(
-                f"COPY ({ordered}) TO {quote_literal(temporary)} (FORMAT parquet, COMPRESSION snappy)"
-            )
+            con.execute(f"COPY ({ordered}) TO {quote_literal(temporary)} (FORMAT parquet, COMPRESSION snappy)")
             return count_rows(con, temporary)
     finally:
         con.close()

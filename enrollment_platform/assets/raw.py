@@ -28,9 +28,7 @@ def staged_raw_source(lake: LocalLake, dataset: str) -> str:
     files = staged_raw_files(lake, dataset)
     if files:
         return read_parquet(files)
-    columns = ", ".join(
-        f"NULL::VARCHAR AS {quote_ident(c)}" for c in load_catalog().datasets[dataset].columns
-    )
+    columns = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in load_catalog().datasets[dataset].columns)
     return (
         f"(SELECT {columns}, NULL::VARCHAR AS _source_file, NULL::BIGINT AS _source_row, "
         "NULL::VARCHAR AS _raw_line, NULL::VARCHAR[] AS _load_errors LIMIT 0)"
@@ -54,9 +52,7 @@ def _stage(engine: DuckDBEngine, lake: LocalLake, raw_file: RawFile, dataset: st
     return target, report
 
 
-def _rejected_files_table(
-    lake: LocalLake, engine: DuckDBEngine, dataset: str, rejected: list[FileReport], run_id: str
-):
+def _rejected_files_table(lake: LocalLake, engine: DuckDBEngine, dataset: str, rejected: list[FileReport], run_id: str):
     con = engine.connect()
     try:
         con.execute("CREATE TABLE rejected (path VARCHAR, reason VARCHAR, size_bytes BIGINT, run_id VARCHAR)")

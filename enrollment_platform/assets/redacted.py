@@ -3,7 +3,7 @@ restricted table (`restricted/student_pii`), which the access policy grants to t
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, count_rows, key, staged, write_query
+from enrollment_platform.assets.common import DATASETS, key, staged, write_query
 from enrollment_platform.config import load_catalog, load_pii_policy
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
@@ -13,11 +13,7 @@ from enrollment_platform.transforms.sql import column_list
 
 
 def restricted_tables(dataset: str) -> dict[str, dict]:
-    return {
-        name: spec
-        for name, spec in load_pii_policy().get("restricted", {}).items()
-        if spec["dataset"] == dataset
-    }
+    return {name: spec for name, spec in load_pii_policy().get("restricted", {}).items() if spec["dataset"] == dataset}
 
 
 def restricted_path(table: str) -> list[str]:

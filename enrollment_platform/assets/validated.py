@@ -9,8 +9,8 @@ import dagster as dg
 from enrollment_platform.assets.common import DATASETS, count_rows, key, markdown_table, staged
 from enrollment_platform.assets.raw import staged_raw_files
 from enrollment_platform.config import load_catalog
-from enrollment_platform.quality.rules import dataset_rules, referenced_datasets
 from enrollment_platform.quality.results import write_rule_results
+from enrollment_platform.quality.rules import dataset_rules, referenced_datasets
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.validate import validate_dataset

@@ -117,9 +117,7 @@ def parse_catalog(document: dict[str, Any]) -> Catalog:
         if raw["dataset"] not in datasets:
             raise ConfigError(f"datasets.yaml: warehouse.{table}.dataset {raw['dataset']!r} is unknown")
         refs = {key: (ref["dimension"], ref["via"]) for key, ref in raw.get("references", {}).items()}
-        warehouse[table] = DimensionSpec(
-            table, raw["dataset"], raw["natural_key"], raw["surrogate_key"], refs
-        )
+        warehouse[table] = DimensionSpec(table, raw["dataset"], raw["natural_key"], raw["surrogate_key"], refs)
     return Catalog(
         datasets=datasets,
         warehouse=warehouse,

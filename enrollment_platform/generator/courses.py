@@ -67,9 +67,7 @@ def term_codes(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_table(frame: Frame) -> pa.Table:
-    name = fmt.join(
-        fmt.lookup(_TITLES, frame["title"]), fmt.lookup(COURSE_TITLE_SUFFIXES, frame["title_suffix"])
-    )
+    name = fmt.join(fmt.lookup(_TITLES, frame["title"]), fmt.lookup(COURSE_TITLE_SUFFIXES, frame["title_suffix"]))
     columns = {
         "course_id": fmt.ints(frame["course_id"]),
         "course_name": name,

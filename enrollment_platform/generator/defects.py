@@ -80,9 +80,7 @@ def _noisy_values(rng: np.random.Generator, arr: pa.Array, case: str | None) -> 
     cased = _case_variants(arr, case)
     # half of the noise is blanks, half case (when the column has a canonical case)
     use_case = rng.random(len(arr)) < (0.5 if cased else 0.0)
-    code = np.where(
-        use_case, len(blanks) + rng.integers(0, max(1, len(cased)), len(arr)), rng.integers(0, 3, len(arr))
-    )
+    code = np.where(use_case, len(blanks) + rng.integers(0, max(1, len(cased)), len(arr)), rng.integers(0, 3, len(arr)))
     return pc.choose(pa.array(code.astype(np.int8)), *blanks, *cased)
 
 

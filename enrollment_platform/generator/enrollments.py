@@ -62,9 +62,7 @@ def sample(
     course = rng.integers(0, len(courses["course_id"]), n)
     start = courses["start"][course]
     finished = courses["end"][course] < FIRST_FINISHED_DAY
-    status = np.where(
-        finished, categorical(rng, n, [0.03, 0.87, 0.10]), categorical(rng, n, [0.82, 0.08, 0.10])
-    )
+    status = np.where(finished, categorical(rng, n, [0.03, 0.87, 0.10]), categorical(rng, n, [0.82, 0.08, 0.10]))
     marks = np.clip(np.round(rng.normal(750, 130, n)), 10, 990).astype(np.int64)  # tenths
     integral = rng.random(n) < 0.5
     marks = np.where(integral, np.clip(np.round(marks, -1), 10, 990), marks)
@@ -83,9 +81,7 @@ def sample(
         "status": status,
         "marks": marks,
         "marks_integral": integral,
-        "attendance": np.clip(np.round(rng.beta(8, 1.5, n) * 10_000), 1, 9_999).astype(
-            np.int64
-        ),  # hundredths
+        "attendance": np.clip(np.round(rng.beta(8, 1.5, n) * 10_000), 1, 9_999).astype(np.int64),  # hundredths
         "payment": categorical(rng, n, [0.7, 0.2, 0.1]),
         "tuition": rng.integers(100_000, 600_001, n),  # cents
         "last_modified": edate * DAY + rng.integers(DAY, 240 * DAY, n),
@@ -111,9 +107,7 @@ def inject_quarantine(
     """Break each picked row in exactly one blocking way (in place)."""
     rows = picks["marks_out_of_range"]
     low = rng.random(len(rows)) < 0.3
-    frame["marks"][rows] = np.where(
-        low, -rng.integers(1, 201, len(rows)), rng.integers(1_001, 1_501, len(rows))
-    )
+    frame["marks"][rows] = np.where(low, -rng.integers(1, 201, len(rows)), rng.integers(1_001, 1_501, len(rows)))
     rows = picks["attendance_out_of_range"]
     low = rng.random(len(rows)) < 0.3
     frame["attendance"][rows] = np.where(
@@ -144,9 +138,7 @@ def to_table(frame: Frame) -> pa.Table:
         "student_id": fmt.ints(frame["student_id"]),
         "course_id": fmt.ints(frame["course_id"]),
         "instructor_id": fmt.ints(frame["instructor_id"]),
-        "enrollment_date": fmt.dates(
-            frame["edate"], frame["enrollment_date_fmt"], frame["enrollment_date_missing"]
-        ),
+        "enrollment_date": fmt.dates(frame["edate"], frame["enrollment_date_fmt"], frame["enrollment_date_missing"]),
         "term": term,
         "status": fmt.lookup(STATUSES, frame["status"]),
         "marks": fmt.decimal(frame["marks"], 1, frame["marks_integral"]),

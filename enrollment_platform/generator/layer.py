@@ -132,9 +132,7 @@ def _entry(files: dict[str, int], defects: dict, expected: dict) -> dict:
 def _instructors(rng: np.random.Generator, out: Path, n: dict[str, int]) -> tuple[dict, Frame]:
     """Out-of-range ratings (nullified downstream) and near-duplicates under new ids."""
     inst = instructors.sample(rng, _ids("instructors", n["instructors"]))
-    extra = {
-        k: count(RATES[k], n["instructors"]) for k in ("rating_out_of_range", "near_duplicate_instructors")
-    }
+    extra = {k: count(RATES[k], n["instructors"]) for k in ("rating_out_of_range", "near_duplicate_instructors")}
     picks = pick_disjoint(rng, n["instructors"], _dedup_counts(n["instructors"]) | extra)
     instructors.break_ratings(rng, inst, picks["rating_out_of_range"])
     near = instructors.near_duplicates(
@@ -151,9 +149,7 @@ def _instructors(rng: np.random.Generator, out: Path, n: dict[str, int]) -> tupl
     return _entry(files, defects, _expected(table, defects, 0)), inst
 
 
-def _courses(
-    rng: np.random.Generator, out: Path, n: dict[str, int], inst: Frame
-) -> tuple[dict, Frame, np.ndarray]:
+def _courses(rng: np.random.Generator, out: Path, n: dict[str, int], inst: Frame) -> tuple[dict, Frame, np.ndarray]:
     """Courses, and the instructor id teaching each (from the course's department when possible)."""
     crs = courses.sample(rng, _ids("courses", n["courses"]))
     course_instructor = instructors.instructors_of(rng, inst, crs["dept"])
@@ -202,9 +198,7 @@ def _enrollments(
     enrollment_rows.inject_boundaries(enr, picks)
     table, counts = _build(rng, "enrollments", enrollment_rows, enr, picks, fresh)
     rest, part = _split_off(rng, table, RATES["enrollments_parquet"])
-    files = _write_parts(
-        out, "enrollments", "enrollments", rest, ENROLLMENTS_PER_CSV, MIN_ENROLLMENT_CSV_FILES
-    )
+    files = _write_parts(out, "enrollments", "enrollments", rest, ENROLLMENTS_PER_CSV, MIN_ENROLLMENT_CSV_FILES)
     writers.write_parquet(out / "enrollments/enrollments_late.parquet", part)
     files["enrollments/enrollments_late.parquet"] = part.num_rows
     quarantined = sum(len(picks[k]) for k in enrollment_rows.QUARANTINE_DEFECTS)

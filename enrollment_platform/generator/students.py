@@ -127,9 +127,7 @@ def to_table(frame: Frame) -> pa.Table:
     )
     num = frame["email_num"]
     suffix = pc.if_else(pa.array(num >= 0), fmt.ints(np.maximum(num, 0)), "")
-    email = pc.utf8_lower(
-        fmt.join(local, suffix, "@", fmt.lookup(EMAIL_DOMAINS_STUDENT, frame["email_domain"]))
-    )
+    email = pc.utf8_lower(fmt.join(local, suffix, "@", fmt.lookup(EMAIL_DOMAINS_STUDENT, frame["email_domain"])))
     apt = pc.if_else(pa.array(frame["apt"] > 0), fmt.join(" Apt ", fmt.ints(frame["apt"])), "")
     address = fmt.join(
         fmt.ints(frame["house"]),
@@ -147,16 +145,12 @@ def to_table(frame: Frame) -> pa.Table:
         "date_of_birth": fmt.dates(frame["dob"], frame["date_of_birth_fmt"]),
         "gender": fmt.lookup(GENDERS, frame["gender"]),
         "email": email,
-        "phone": fmt.phones(
-            frame["phone_area"], frame["phone_exch"], frame["phone_line"], frame["phone_fmt"]
-        ),
+        "phone": fmt.phones(frame["phone_area"], frame["phone_exch"], frame["phone_line"], frame["phone_fmt"]),
         "ssn": fmt.ssns(frame["ssn_area"], frame["ssn_group"], frame["ssn_serial"]),
         "address": address,
         "city": fmt.lookup([c[0] for c in CITIES], city_codes),
         "state": fmt.lookup([c[1] for c in CITIES], city_codes),
-        "postal_code": fmt.join(
-            fmt.lookup([c[2] for c in CITIES], city_codes), fmt.padded(frame["zip_tail"], 2)
-        ),
+        "postal_code": fmt.join(fmt.lookup([c[2] for c in CITIES], city_codes), fmt.padded(frame["zip_tail"], 2)),
         "major": fmt.lookup(DEPARTMENTS, frame["major"]),
         "notes": notes_text(frame, STUDENT_NOTES),
         "last_modified": fmt.timestamps(frame["last_modified"]),

@@ -62,6 +62,4 @@ def write_jsonl(path: Path, table: pa.Table) -> None:
 def write_parquet(path: Path, table: pa.Table) -> None:
     """Parquet, every column a string, Snappy-compressed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        table.cast(pa.schema([(n, pa.string()) for n in table.column_names])), path, compression="snappy"
-    )
+    pq.write_table(table.cast(pa.schema([(n, pa.string()) for n in table.column_names])), path, compression="snappy")

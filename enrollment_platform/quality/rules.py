@@ -82,9 +82,7 @@ def build_rules(dataset: str, text: str) -> list[DQRule]:
                     f"rules/{dataset}.dqdl line {rule.node.position.line}: column {column!r} is not a column "
                     f"of {dataset} (known: {', '.join(known)})"
                 )
-        if rule.severity == "nullify" and not (
-            isinstance(rule.node, Rule) and rule.node.rule_type in VALUE_RULES
-        ):
+        if rule.severity == "nullify" and not (isinstance(rule.node, Rule) and rule.node.rule_type in VALUE_RULES):
             raise RulesetError(
                 f"rules/{dataset}.dqdl line {rule.node.position.line}: severity nullify needs a "
                 f"ColumnValues or ColumnLength rule (it sets that column's bad values to NULL)"
@@ -109,9 +107,7 @@ def referenced_datasets(dataset: str) -> list[str]:
         if isinstance(rule.node, Rule) and rule.node.rule_type == "ReferentialIntegrity":
             table = rule.node.parameters[1].split(".", 1)[0]
             if table not in load_catalog().datasets:
-                raise RulesetError(
-                    f"rules/{dataset}.dqdl line {rule.node.position.line}: {table!r} is not a dataset"
-                )
+                raise RulesetError(f"rules/{dataset}.dqdl line {rule.node.position.line}: {table!r} is not a dataset")
             if table not in names:
                 names.append(table)
     return names

@@ -168,19 +168,10 @@ def metric_query(node: RuleNode, source: str) -> MetricQuery:
         return MetricQuery(f"SELECT coalesce({share}, 1.0) FROM {source}{where}", rule.threshold)
     column = quote_ident(rule.parameters[0]) if rule.parameters else None
     match rule.rule_type:
-        case (
-            "IsComplete"
-            | "IsPrimaryKey"
-            | "IsUnique"
-            | "ColumnValues"
-            | "ColumnLength"
-            | "ReferentialIntegrity"
-        ):
+        case "IsComplete" | "IsPrimaryKey" | "IsUnique" | "ColumnValues" | "ColumnLength" | "ReferentialIntegrity":
             share = f"avg(CASE WHEN {row_pass_sql(rule)} THEN 1.0 ELSE 0.0 END)"
             condition = (
-                rule.condition
-                if rule.rule_type == "ReferentialIntegrity"
-                else Comparison("=", Number(1.0, "1.0"))
+                rule.condition if rule.rule_type == "ReferentialIntegrity" else Comparison("=", Number(1.0, "1.0"))
             )
             return MetricQuery(f"SELECT coalesce({share}, 1.0) FROM {source}{where}", condition)
         case "Completeness":

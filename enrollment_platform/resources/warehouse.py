@@ -110,9 +110,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 inserted = con.execute(
                     f"SELECT count(*) FROM keyed k ANTI JOIN {table} t USING ({natural})"
                 ).fetchone()[0]
-                deleted = con.execute(
-                    f"SELECT count(*) FROM {table} t ANTI JOIN keyed k USING ({natural})"
-                ).fetchone()[0]
+                deleted = con.execute(f"SELECT count(*) FROM {table} t ANTI JOIN keyed k USING ({natural})").fetchone()[
+                    0
+                ]
                 changed = f"({self._row(columns, 'k')}) IS DISTINCT FROM ({self._row(columns, 't')})"
                 updated = con.execute(
                     f"SELECT count(*) FROM keyed k JOIN {table} t USING ({natural}) WHERE {changed}"
@@ -160,9 +160,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 con.execute(
                     f"INSERT INTO {quote_ident(table)} BY NAME SELECT * FROM read_parquet({quote_literal(parquet)})"
                 )
-                count = con.execute(
-                    f"SELECT count(*) FROM {quote_ident(table)} WHERE run_id = ?", [run_id]
-                ).fetchone()[0]
+                count = con.execute(f"SELECT count(*) FROM {quote_ident(table)} WHERE run_id = ?", [run_id]).fetchone()[
+                    0
+                ]
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")

@@ -101,9 +101,7 @@ def stage_raw_file(
             source = _csv_source(con, path, report) if fmt == "csv" else _json_source(con, path, report)
         select = _canonical_select(con, source, spec, relative, report)
         con.execute(f"COPY ({select}) TO {quote_literal(str(out_path))} (FORMAT parquet)")
-        report.rows = con.execute(
-            f"SELECT count(*) FROM read_parquet({quote_literal(str(out_path))})"
-        ).fetchone()[0]
+        report.rows = con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(out_path))})").fetchone()[0]
     except (UnreadableFile, duckdb.Error) as error:
         report.status = "rejected"
         report.messages.append(_first_line(str(error)))
@@ -119,16 +117,15 @@ def _first_line(message: str) -> str:
 
 
 def _parquet_source(path: Path) -> str:
-    return f"(SELECT * EXCLUDE (ordinality), ordinality AS _source_row FROM read_parquet({quote_literal(str(path))}) WITH ORDINALITY)"
+    source = f"read_parquet({quote_literal(str(path))})"
+    return f"(SELECT * EXCLUDE (ordinality), ordinality AS _source_row FROM {source} WITH ORDINALITY)"
 
 
 def _csv_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) -> str:
     """Rows parsed by DuckDB's CSV reader, plus the lines it rejected (kept as `_raw_line`)."""
     literal = quote_literal(str(path))
     options = f"all_varchar=true, header=true, store_rejects=true, encoding={quote_literal(report.encoding)}"
-    con.execute(
-        "DROP TABLE IF EXISTS _parsed; DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans"
-    )
+    con.execute("DROP TABLE IF EXISTS _parsed; DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
     con.execute(
         f"CREATE TEMP TABLE _parsed AS SELECT * EXCLUDE (ordinality), ordinality AS _source_row "
         f"FROM read_csv({literal}, {options}) WITH ORDINALITY"
@@ -203,11 +200,7 @@ def _canonical_select(
     con: duckdb.DuckDBPyConnection, source: str, spec: DatasetSpec, relative: str, report: FileReport
 ) -> str:
     """SELECT mapping the source's headers to canonical names, with lineage and per-row load errors."""
-    headers = [
-        row[0]
-        for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        if row[0] != "_source_row"
-    ]
+    headers = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall() if row[0] != "_source_row"]
     mapped: dict[str, str] = {}
     for header in headers:
         canonical = spec.canonical_name(header)
@@ -224,9 +217,7 @@ def _canonical_select(
     if file_errors:
         report.messages.extend(file_errors)
     values = [
-        f"CAST({quote_ident(mapped[c])} AS VARCHAR) AS {quote_ident(c)}"
-        if c in mapped
-        else f"NULL::VARCHAR AS {c}"
+        f"CAST({quote_ident(mapped[c])} AS VARCHAR) AS {quote_ident(c)}" if c in mapped else f"NULL::VARCHAR AS {c}"
         for c in spec.columns
     ]
     errors_literal = "[" + ", ".join(quote_literal(e) for e in file_errors) + "]::VARCHAR[]"
@@ -237,9 +228,7 @@ def _canonical_select(
     if source != "_parsed":
         return parsed
     nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in spec.columns)
-    rejected = (
-        f"SELECT {nulls}, {quote_literal(relative)}, line, raw_line, [reason]::VARCHAR[] FROM _rejected"
-    )
+    rejected = f"SELECT {nulls}, {quote_literal(relative)}, line, raw_line, [reason]::VARCHAR[] FROM _rejected"
     return f"{parsed} UNION ALL {rejected}"
 
 

@@ -51,7 +51,8 @@ def action_sql(column: str, rule: dict[str, Any], key: bytes | None, patterns: d
         case "partial":
             digits = _normalized(source, entity)
             keep = int(rule.get("keep_last", 4))
-            return f"CASE WHEN {digits} IS NOT NULL THEN repeat('*', greatest(length({digits}) - {keep}, 0)) || right({digits}, {keep}) END"
+            masked = f"repeat('*', greatest(length({digits}) - {keep}, 0)) || right({digits}, {keep})"
+            return f"CASE WHEN {digits} IS NOT NULL THEN {masked} END"
         case "hash":
             if key is None:
                 raise ValueError(f"column {column}: action hash needs the PII key")
@@ -82,7 +83,5 @@ def redact_sql(spec: DatasetSpec, policy: dict[str, Any], key: bytes | None, sou
 
 def needs_key(policy: dict[str, Any]) -> bool:
     return any(
-        rule.get("action") == "hash"
-        for columns in policy.get("datasets", {}).values()
-        for rule in columns.values()
+        rule.get("action") == "hash" for columns in policy.get("datasets", {}).values() for rule in columns.values()
     )

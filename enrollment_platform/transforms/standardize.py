@@ -53,9 +53,7 @@ def typed_expression(column: ColumnSpec, catalog: Catalog) -> str:
             return f"CAST(coalesce({parsed}, {fallback}) AS DATE)"
         case "timestamp":
             parsed = f"try_strptime({v}, {_formats(catalog.timestamp_formats)})"
-            return (
-                f"CAST(coalesce({parsed}, try_strptime({v}, {_formats(catalog.date_formats)})) AS TIMESTAMP)"
-            )
+            return f"CAST(coalesce({parsed}, try_strptime({v}, {_formats(catalog.date_formats)})) AS TIMESTAMP)"
     raise ValueError(f"unknown column type {column.type!r}")
 
 
@@ -81,9 +79,7 @@ def standardize_sql(spec: DatasetSpec, catalog: Catalog, source: str) -> str:
     quarantining = [c for c in columns if c.on_invalid == "quarantine" and c.type not in ("text", "id")]
     nullifying = [c for c in columns if c.on_invalid == "nullify" and c.type not in ("text", "id")]
     raw_columns = ", ".join(quote_ident(c) for c in (*spec.columns, "_raw_line"))
-    duplicate_rank = (
-        f"row_number() OVER (PARTITION BY {raw_columns} ORDER BY _source_file DESC, _source_row DESC)"
-    )
+    duplicate_rank = f"row_number() OVER (PARTITION BY {raw_columns} ORDER BY _source_file DESC, _source_row DESC)"
     typed_row = (
         f"SELECT {', '.join(typed)}, _source_file, _source_row, _raw_line, "
         f"coalesce(_load_errors, []::VARCHAR[]) AS _load_errors, "

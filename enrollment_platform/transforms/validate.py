@@ -79,8 +79,7 @@ def validate_dataset(
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
     fail_columns = ", ".join(f"{row_fail_sql(r.node)} AS _fail_{r.index}" for r in row_rules)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE evaluated AS SELECT *{', ' if fail_columns else ''}{fail_columns} "
-        'FROM "primary"'
+        f'CREATE OR REPLACE TEMP TABLE evaluated AS SELECT *{", " if fail_columns else ""}{fail_columns} FROM "primary"'
     )
     _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
     return _rule_results(con, spec, catalog, rules, row_rules)
@@ -120,9 +119,7 @@ def _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, q
         WHERE len(j._rejected) > 0
         ORDER BY j._source_file, j._source_row
     """
-    con.execute(
-        f"COPY ({quarantined}) TO {quote_literal(quarantine_path)} (FORMAT parquet, COMPRESSION snappy)"
-    )
+    con.execute(f"COPY ({quarantined}) TO {quote_literal(quarantine_path)} (FORMAT parquet, COMPRESSION snappy)")
 
 
 def _rule_results(con, spec, catalog, rules, row_rules) -> list[RuleResult]:
@@ -132,14 +129,10 @@ def _rule_results(con, spec, catalog, rules, row_rules) -> list[RuleResult]:
     judged = {r.index for r in row_rules}
     for rule in rules:
         if rule.index in judged:
-            failed = con.execute(
-                f"SELECT count(*) FILTER (WHERE _fail_{rule.index}) FROM evaluated"
-            ).fetchone()[0]
+            failed = con.execute(f"SELECT count(*) FILTER (WHERE _fail_{rule.index}) FROM evaluated").fetchone()[0]
             evaluated = total
             if getattr(rule.node, "where", None):
-                evaluated = con.execute(f"SELECT count(*) FROM evaluated WHERE {rule.node.where}").fetchone()[
-                    0
-                ]
+                evaluated = con.execute(f"SELECT count(*) FROM evaluated WHERE {rule.node.where}").fetchone()[0]
             results.append(_result(rule, evaluated, failed))
         else:
             results.append(_metric_result(con, rule, total))
@@ -160,9 +153,7 @@ def _metric_result(con, rule: DQRule, total: int) -> RuleResult:
         passed = True
         if query.condition is not None:
             passed = bool(
-                con.execute(
-                    f"SELECT {condition_sql('v', query.condition)} FROM (SELECT ? AS v)", [value]
-                ).fetchone()[0]
+                con.execute(f"SELECT {condition_sql('v', query.condition)} FROM (SELECT ? AS v)", [value]).fetchone()[0]
             )
     except UnsupportedRule as error:
         base.message = str(error)

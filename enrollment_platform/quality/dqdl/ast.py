@@ -7,7 +7,6 @@ Every node keeps the position of its source text so errors and results point bac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class VariableRef:
     name: str  # without the leading $
 
 
-Operand = Union[Number, String, Keyword, Duration, Size, DateExpression, FunctionCall, VariableRef]
+Operand = Number | String | Keyword | Duration | Size | DateExpression | FunctionCall | VariableRef
 
 
 # ---- conditions -----------------------------------------------------------------------------------
@@ -105,7 +104,7 @@ class Matches:
     negated: bool = False
 
 
-Condition = Union[Comparison, Between, In, Matches]
+Condition = Comparison | Between | In | Matches
 
 
 # ---- rules ----------------------------------------------------------------------------------------
@@ -143,7 +142,7 @@ class CompositeRule:
         return dict(self.labels).get(key, default)
 
 
-RuleNode = Union[Rule, CompositeRule]
+RuleNode = Rule | CompositeRule
 
 
 @dataclass(frozen=True)

@@ -296,9 +296,7 @@ class Parser:
             and node.condition is None
             and (tok.kind in (NUMBER, STRING, "(") or (tok.kind == IDENT and self.peek(1).kind == "("))
         ):
-            return (
-                f"expected a comparison (=, !=, >, >=, <, <=, between, in or matches) before {tok.describe()}"
-            )
+            return f"expected a comparison (=, !=, >, >=, <, <=, between, in or matches) before {tok.describe()}"
         if tok.kind == EOF:
             return "expected `,` or `]` after the rule, found the end of the text (is a `]` missing?)"
         return f"expected `,` or `]` after the rule, found {tok.describe()}"
@@ -323,8 +321,7 @@ class Parser:
                 self.advance()
                 return tuple(items)
             if tok.kind in COMPARISON_OPERATORS or (
-                tok.kind == IDENT
-                and tok.text in ("not", "between", "in", "matches", "where", "with", "labels")
+                tok.kind == IDENT and tok.text in ("not", "between", "in", "matches", "where", "with", "labels")
             ):
                 raise self.fail(
                     f"analyzers take no condition, where, with or labels: found {tok.describe()} "
@@ -387,9 +384,7 @@ class Parser:
         out: dict[str, str] = {}
         for key, value, _value_tok in self._brace_entries(section):
             if key.value not in validate.METADATA_KEYS:
-                self.semantic(
-                    f"unknown Metadata key {key.text}; allowed: {', '.join(validate.METADATA_KEYS)}", section
-                )
+                self.semantic(f"unknown Metadata key {key.text}; allowed: {', '.join(validate.METADATA_KEYS)}", section)
             elif key.value in out:
                 self.semantic(f"the Metadata key {key.text} appears twice", section)
             elif not isinstance(value, str):
@@ -411,9 +406,7 @@ class Parser:
             elif key.value == "Primary" and not isinstance(value, str):
                 self.semantic('DataSources "Primary" takes one quoted name', section)
             elif key.value == "AdditionalDataSources" and isinstance(value, str):
-                self.semantic(
-                    'DataSources "AdditionalDataSources" takes a list, e.g. [ "ref-table" ]', section
-                )
+                self.semantic('DataSources "AdditionalDataSources" takes a list, e.g. [ "ref-table" ]', section)
             else:
                 out[key.value] = value
         return tuple(out.items())
@@ -469,9 +462,7 @@ class Parser:
                 break
             value = tuple(items)
         elif value_tok.kind == VARIABLE:
-            raise self.fail(
-                f"variable `{name.text}` cannot be set to another variable ({value_tok.text})", value_tok
-            )
+            raise self.fail(f"variable `{name.text}` cannot be set to another variable ({value_tok.text})", value_tok)
         else:
             raise self.fail(
                 f'a variable holds a quoted string or a list of quoted strings, e.g. {name.text} = "value"; '
@@ -509,9 +500,7 @@ class Parser:
             return None
         value = entry[0]
         if want == "string" and not isinstance(value, str):
-            self.semantic(
-                f"variable ${tok.value} holds a list; a string is needed here (lists go with `in`)", tok
-            )
+            self.semantic(f"variable ${tok.value} holds a list; a string is needed here (lists go with `in`)", tok)
             return None
         if want == "list" and isinstance(value, str):
             self.semantic(f'variable ${tok.value} holds a string; `in` needs a list such as ["a", "b"]', tok)
@@ -551,25 +540,19 @@ class Parser:
             return self._rule()
         open_tok = self.advance()
         inner = self._rule_expr()
-        self.expect(
-            ")", "expected `)` to close the `(` of this rule" if isinstance(inner, Rule) else "expected `)`"
-        )
+        self.expect(")", "expected `)` to close the `(` of this rule" if isinstance(inner, Rule) else "expected `)`")
         labels_tok = self.peek()
         self.rule_starts.append(open_tok)
         try:
             labels = self._labels_opt()
         finally:
             self.rule_starts.pop()
-        span = dict(
-            position=Position(open_tok.line, open_tok.column), text=self.text[open_tok.start : self.last_end]
-        )
+        span = dict(position=Position(open_tok.line, open_tok.column), text=self.text[open_tok.start : self.last_end])
         if labels is None:
             return replace(inner, **span) if isinstance(inner, CompositeRule) else inner
         duplicate = {k for k, _ in labels} & {k for k, _ in inner.labels}
         if duplicate:
-            self.semantic(
-                f"label {sorted(duplicate)[0]!r} is given both inside and after the parentheses", labels_tok
-            )
+            self.semantic(f"label {sorted(duplicate)[0]!r} is given both inside and after the parentheses", labels_tok)
         return replace(inner, labels=tuple(dict((*inner.labels, *labels)).items()), **span)
 
     def _rule(self) -> Rule:
@@ -598,8 +581,7 @@ class Parser:
                 where = value if isinstance(value, str) else f"${where_tok.value}"
             else:
                 raise self.fail(
-                    '`where` needs a quoted SQL condition, e.g. where "marks > 0"; '
-                    f"found {where_tok.describe()}",
+                    f'`where` needs a quoted SQL condition, e.g. where "marks > 0"; found {where_tok.describe()}',
                     where_tok,
                 )
         threshold: Condition | None = None
@@ -610,9 +592,7 @@ class Parser:
             self.advance()
             name = self.peek()
             if name.kind != IDENT:
-                raise self.fail(
-                    f"expected `threshold` or a tag name after `with`, found {name.describe()}", name
-                )
+                raise self.fail(f"expected `threshold` or a tag name after `with`, found {name.describe()}", name)
             self.advance()
             cond_tok = self.peek()
             cond = self._condition_opt()
@@ -632,19 +612,13 @@ class Parser:
                 raise self.fail(
                     f'expected `= "value"` after the tag `{name.text}`, found {cond_tok.describe()}', cond_tok
                 )
-            if (
-                isinstance(cond, Comparison)
-                and cond.operator == "="
-                and isinstance(cond.operand, (String, Number))
-            ):
+            if isinstance(cond, Comparison) and cond.operator == "=" and isinstance(cond.operand, (String, Number)):
                 value = cond.operand.value if isinstance(cond.operand, String) else cond.operand.text
                 if any(k == name.text for k, _ in tags):
                     problems.append(f"the tag `{name.text}` is given twice")
                 tags.append((name.text, value))
             else:
-                problems.append(
-                    f'the tag `{name.text}` takes `= "value"`: tags only support the equality operator'
-                )
+                problems.append(f'the tag `{name.text}` takes `= "value"`: tags only support the equality operator')
         labels = self._labels_opt()
         if self.at_word("where", "with") and labels is not None:
             raise self.fail(f"`{self.peek().text}` must come before labels=[...]", self.peek())
@@ -681,9 +655,7 @@ class Parser:
             if tok.kind == IDENT and tok.text in OF_WORDS:
                 nxt = self.peek(1)
                 if not self._is_parameter(nxt):
-                    raise self.fail(
-                        f"expected a column or parameter after `{tok.text}`, found {nxt.describe()}", nxt
-                    )
+                    raise self.fail(f"expected a column or parameter after `{tok.text}`, found {nxt.describe()}", nxt)
                 self.advance()
                 after_of = True
                 continue
@@ -752,9 +724,7 @@ class Parser:
             negated = True
             tok = self.peek()
             if not (tok.kind == IDENT and tok.text in ("between", "in", "matches")):
-                raise self.fail(
-                    f"expected `between`, `in` or `matches` after `not`, found {tok.describe()}", tok
-                )
+                raise self.fail(f"expected `between`, `in` or `matches` after `not`, found {tok.describe()}", tok)
         if tok.kind != IDENT:
             return None
         if tok.text == "between":
@@ -841,9 +811,7 @@ class Parser:
             op = self.advance()
             if isinstance(left, DateExpression):
                 if not in_parens:
-                    raise self.fail(
-                        f"date arithmetic must be in parentheses, e.g. (now() {op.text} 1 days)", op
-                    )
+                    raise self.fail(f"date arithmetic must be in parentheses, e.g. (now() {op.text} 1 days)", op)
                 if left.operator is not None:
                     raise self.fail("a date takes one offset, e.g. (now() - 3 days)", op)
                 right_tok = self.peek()
@@ -871,9 +839,7 @@ class Parser:
     def _arithmetic(self, op: Token, left: Operand, right: Operand) -> Operand:
         for side in (left, right):
             if validate.operand_kind(side) != "number":
-                raise self.fail(
-                    f"`{op.text}` works on numbers only, not on {validate.describe_operand(side)}", op
-                )
+                raise self.fail(f"`{op.text}` works on numbers only, not on {validate.describe_operand(side)}", op)
         return FunctionCall(op.text, (left, right))
 
     def _unary(self) -> Operand:
@@ -925,9 +891,7 @@ class Parser:
                 return FunctionCall(tok.text, tuple(arguments))
             if tok.text == "now":
                 raise self.fail("write now() with parentheses", tok)
-        raise self.fail(
-            f"expected a value (a number, a quoted string, now(), ...), found {tok.describe()}", tok
-        )
+        raise self.fail(f"expected a value (a number, a quoted string, now(), ...), found {tok.describe()}", tok)
 
     def _number_with_unit(self, tok: Token, negative: bool = False, minus: Token | None = None) -> Operand:
         text = ("-" if negative else "") + tok.text
@@ -950,8 +914,7 @@ class Parser:
         if unit.text == "threshold":
             raise self.fail("unexpected `threshold`: write `with threshold`, e.g. with threshold > 0.9", unit)
         raise self.fail(
-            f"unknown unit `{unit.text}` after {text}: durations use days, hours or minutes, "
-            "sizes B, KB, MB, GB or TB",
+            f"unknown unit `{unit.text}` after {text}: durations use days, hours or minutes, sizes B, KB, MB, GB or TB",
             unit,
         )
 

@@ -398,10 +398,7 @@ def check_rule(rule: Rule, section: str = "Rules") -> list[str]:
         return [f"unknown {what} `{rule.rule_type}`{table.suggest(rule.rule_type)}"]
     if section == "Analyzers":
         if not spec.analyzer:
-            return [
-                f"{spec.name} cannot be an analyzer: it gives pass/fail, not a metric; "
-                "put it in Rules = [ ... ]"
-            ]
+            return [f"{spec.name} cannot be an analyzer: it gives pass/fail, not a metric; put it in Rules = [ ... ]"]
     elif not spec.rule:
         return [f"{spec.name} is an analyzer, not a rule: move it to Analyzers = [ ... ]"]
 
@@ -453,8 +450,7 @@ def check_labels(pairs: Sequence[tuple[str, str]], what: str = "labels") -> list
             problems.append(f"{what}: the label key is {len(key)} characters long; at most {MAX_LABEL_KEY}")
         if len(value) > MAX_LABEL_VALUE:
             problems.append(
-                f"{what}: the value of label {key!r} is {len(value)} characters long; "
-                f"at most {MAX_LABEL_VALUE}"
+                f"{what}: the value of label {key!r} is {len(value)} characters long; at most {MAX_LABEL_VALUE}"
             )
         if key in seen:
             problems.append(f"{what}: the label key {key!r} appears twice")
@@ -464,9 +460,7 @@ def check_labels(pairs: Sequence[tuple[str, str]], what: str = "labels") -> list
     return problems
 
 
-def merge_labels(
-    defaults: Sequence[tuple[str, str]], own: Sequence[tuple[str, str]]
-) -> tuple[tuple[str, str], ...]:
+def merge_labels(defaults: Sequence[tuple[str, str]], own: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """DefaultLabels first, then the rule's own labels (which win on the same key)."""
     merged = dict(defaults)
     merged.update(own)
@@ -475,7 +469,5 @@ def merge_labels(
 
 def check_merged_label_count(merged: Sequence[tuple[str, str]]) -> list[str]:
     if len(merged) > MAX_LABELS:
-        return [
-            f"this rule has {len(merged)} labels counting DefaultLabels; at most {MAX_LABELS} are allowed"
-        ]
+        return [f"this rule has {len(merged)} labels counting DefaultLabels; at most {MAX_LABELS} are allowed"]
     return []
