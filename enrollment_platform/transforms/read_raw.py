@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from enrollment_platform.config import DatasetSpec
 from enrollment_platform.transforms.sql import quote_ident, quote_literal
@@ -135,14 +136,9 @@ def _csv_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) 
         "FROM reject_errors GROUP BY line ORDER BY line"
     ).fetchall()
     report.rejected_lines = len(rejected)
-    con.execute("DROP TABLE IF EXISTS _rejected")
-    con.execute("CREATE TEMP TABLE _rejected (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
     if rejected:
         report.messages.append(f"{len(rejected)} malformed line(s) quarantined (e.g. line {rejected[0][0]})")
-        con.executemany(
-            "INSERT INTO _rejected VALUES (?, ?, ?)",
-            [(line, f"malformed CSV line {line}: {message}", raw) for line, _, message, raw in rejected],
-        )
+    _create_rejected(con, [(line, f"malformed CSV line {line}: {message}", raw) for line, _, message, raw in rejected])
     return "_parsed"
 
 
@@ -165,23 +161,36 @@ def _json_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport)
     report.rejected_lines = len(rejected)
     if rejected:
         report.messages.append(f"{len(rejected)} malformed line(s) quarantined (e.g. line {rejected[0][0]})")
-    keys: list[str] = []
-    for _, obj in objects:
-        keys.extend(k for k in obj if k not in keys)
-    con.execute("DROP TABLE IF EXISTS _parsed")
-    columns = ", ".join(f"{quote_ident(k)} VARCHAR" for k in keys)
-    con.execute(f"CREATE TEMP TABLE _parsed ({columns}{', ' if columns else ''}_source_row BIGINT)")
-    if objects:
-        placeholders = ", ".join("?" for _ in range(len(keys) + 1))
-        con.executemany(
-            f"INSERT INTO _parsed VALUES ({placeholders})",
-            [[obj.get(k) for k in keys] + [number] for number, obj in objects],
-        )
-    con.execute("DROP TABLE IF EXISTS _rejected")
-    con.execute("CREATE TEMP TABLE _rejected (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
-    if rejected:
-        con.executemany("INSERT INTO _rejected VALUES (?, ?, ?)", rejected)
+    keys = list(dict.fromkeys(key for _, obj in objects for key in obj))
+    columns = {k: pa.array([obj.get(k) for _, obj in objects], pa.string()) for k in keys}
+    columns["_source_row"] = pa.array([number for number, _ in objects], pa.int64())
+    _create_table(con, "_parsed", pa.table(columns))
+    _create_rejected(con, rejected)
     return "_parsed"
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Materialize an Arrow table as a temp table (bulk, not row by row)."""
+    con.register("_arrow_rows", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _arrow_rows")
+    finally:
+        con.unregister("_arrow_rows")
+
+
+def _create_rejected(con: duckdb.DuckDBPyConnection, rejected: list[tuple[int, str, str]]) -> None:
+    """The lines a reader could not parse: line number, reason, original text."""
+    _create_table(
+        con,
+        "_rejected",
+        pa.table(
+            {
+                "line": pa.array([r[0] for r in rejected], pa.int64()),
+                "reason": pa.array([r[1] for r in rejected], pa.string()),
+                "raw_line": pa.array([r[2] for r in rejected], pa.string()),
+            }
+        ),
+    )
 
 
 def _as_text(value: object) -> str | None:
