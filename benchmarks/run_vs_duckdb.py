@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 BASELINE_SQL = r"""
 COPY (
   WITH src AS (
-    SELECT * FROM read_csv('{raw}/enrollments/*.csv', all_varchar=true, header=true, union_by_name=true)
+    SELECT * FROM read_csv('@RAW@/enrollments/*.csv', all_varchar=true, header=true, union_by_name=true)
   ),
   typed AS (
     SELECT trim(enrollment_id) AS enrollment_id, trim(student_id) AS student_id, trim(course_id) AS course_id,
@@ -46,7 +46,7 @@ COPY (
   SELECT * FROM dedup
   WHERE enrollment_id IS NOT NULL AND enrollment_date IS NOT NULL
     AND marks BETWEEN 0 AND 100 AND attendance_percentage BETWEEN 0 AND 100
-) TO '{out}' (FORMAT parquet, COMPRESSION snappy)
+) TO '@OUT@' (FORMAT parquet, COMPRESSION snappy)
 """
 
 
@@ -63,7 +63,7 @@ def _child_baseline(raw: str, home: str) -> None:
     import duckdb
 
     Path(home).mkdir(parents=True, exist_ok=True)
-    duckdb.connect().execute(BASELINE_SQL.format(raw=raw, out=f"{home}/enrollments.parquet"))
+    duckdb.connect().execute(BASELINE_SQL.replace("@RAW@", raw).replace("@OUT@", f"{home}/enrollments.parquet"))
 
 
 def measure(kind: str, raw: Path, work: Path) -> dict:

@@ -12,9 +12,11 @@ from enrollment_platform.assets.deduped import deduped_assets
 from enrollment_platform.assets.raw import raw_assets
 from enrollment_platform.assets.redacted import redacted_assets
 from enrollment_platform.assets.standardized import standardized_assets
-from enrollment_platform.assets.validated import validated_assets
+from enrollment_platform.assets.validated import build_validated_assets
 from enrollment_platform.assets.warehouse import warehouse_assets
 from enrollment_platform.config import load_catalog
+from enrollment_platform.quality.asset_checks import build_quality_checks
+from enrollment_platform.quality.rules import DQRule, all_dataset_rules
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.pii import LocalPiiKey
@@ -24,16 +26,21 @@ from enrollment_platform.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
-ALL_ASSETS = [
-    *raw_assets,
-    *standardized_assets,
-    *deduped_assets,
-    *validated_assets,
-    *redacted_assets,
-    *curated_assets,
-    *warehouse_assets,
-]
-ALL_CHECKS = [*curated_checks]
+
+def build_assets_and_checks(rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None) -> tuple[list, list]:
+    """Every asset and check; the validated assets and rule checks come from the rulesets given (or config)."""
+    rules_by_dataset = rules_by_dataset or all_dataset_rules()
+    assets = [
+        *raw_assets,
+        *standardized_assets,
+        *deduped_assets,
+        *build_validated_assets(rules_by_dataset),
+        *redacted_assets,
+        *curated_assets,
+        *warehouse_assets,
+    ]
+    checks = [*curated_checks, *build_quality_checks(rules_by_dataset)]
+    return assets, checks
 
 
 def bundled_sample() -> Path:
@@ -81,11 +88,14 @@ all_assets_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: Settings | None = None, rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None
+) -> dg.Definitions:
     settings = settings or Settings.from_env()
+    assets, checks = build_assets_and_checks(rules_by_dataset)
     return dg.Definitions(
-        assets=ALL_ASSETS,
-        asset_checks=ALL_CHECKS,
+        assets=assets,
+        asset_checks=checks,
         jobs=[all_assets_job],
         resources=resources_for(settings),
     )

@@ -22,6 +22,7 @@ class RunSummary:
     warehouse_url: str
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     warehouse: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -33,6 +34,7 @@ class RunSummary:
             "warehouse_url": self.warehouse_url,
             "datasets": self.datasets,
             "warehouse": self.warehouse,
+            "checks": self.checks,
             "failures": self.failures,
         }
 
@@ -48,7 +50,7 @@ def _metadata_values(metadata: dict) -> dict[str, Any]:
     return {name: getattr(value, "value", value) for name, value in metadata.items()}
 
 
-def summarize(result: dg.ExecuteInJobResult, settings: Settings, raw_uri: str) -> RunSummary:
+def summarize(result: dg.ExecuteInProcessResult, settings: Settings, raw_uri: str) -> RunSummary:
     summary = RunSummary(result.run_id, result.success, raw_uri, settings.lake_uri, settings.warehouse_url)
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
@@ -67,6 +69,16 @@ def summarize(result: dg.ExecuteInJobResult, settings: Settings, raw_uri: str) -
         elif layer == "warehouse":
             summary.warehouse[name] = {k: values[k] for k in ("rows", "inserted", "updated", "deleted") if k in values}
     for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            summary.checks.append(
+                {
+                    "asset": "/".join(evaluation.asset_key.path),
+                    "check": evaluation.check_name,
+                    "passed": evaluation.passed,
+                    "severity": evaluation.severity.value,
+                }
+            )
         if event.is_step_failure:
             error = event.step_failure_data.error
             summary.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")

@@ -10,7 +10,7 @@ from enrollment_platform.assets.common import DATASETS, count_rows, key, markdow
 from enrollment_platform.assets.raw import staged_raw_files
 from enrollment_platform.config import load_catalog
 from enrollment_platform.quality.results import write_rule_results
-from enrollment_platform.quality.rules import dataset_rules, referenced_datasets
+from enrollment_platform.quality.rules import DQRule, all_dataset_rules, references_of
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.validate import validate_dataset
@@ -20,8 +20,8 @@ def quarantine_path(lake: LocalLake, dataset: str) -> list[str]:
     return ["quarantine", dataset, "quarantine.parquet"]
 
 
-def build_validated_asset(dataset: str) -> dg.AssetsDefinition:
-    references = referenced_datasets(dataset)
+def build_validated_asset(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetsDefinition:
+    references = references_of(dataset, rules)
 
     @dg.asset(
         key=key("validated", dataset),
@@ -44,7 +44,7 @@ def build_validated_asset(dataset: str) -> dg.AssetsDefinition:
                     con,
                     catalog.datasets[dataset],
                     catalog,
-                    dataset_rules(dataset),
+                    rules,
                     deduped_path=staged(lake, "deduped", dataset),
                     references={r: staged(lake, "validated", r) for r in references},
                     staged_raw=staged_raw_files(lake, dataset),
@@ -83,4 +83,6 @@ def _score(results) -> float:
     return round(sum(scored) / len(scored), 6) if scored else 1.0
 
 
-validated_assets = [build_validated_asset(dataset) for dataset in DATASETS]
+def build_validated_assets(rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None) -> list:
+    rules_by_dataset = rules_by_dataset or all_dataset_rules()
+    return [build_validated_asset(dataset, rules_by_dataset[dataset]) for dataset in DATASETS]

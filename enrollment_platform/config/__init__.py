@@ -6,9 +6,11 @@ beside this module; code never spells a column alias or a rule as a literal.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -138,6 +140,19 @@ def load_pii_policy() -> dict[str, Any]:
     return yaml.safe_load(read_text("pii_policy.yaml"))
 
 
+RULES_DIR_ENV = "ENROLLMENT_RULES_DIR"
+
+
 def ruleset_text(dataset: str) -> str:
-    """The DQDL ruleset of a dataset, from config/rules/<dataset>.dqdl."""
+    """The DQDL ruleset of a dataset: $ENROLLMENT_RULES_DIR/<dataset>.dqdl when that file exists (your own
+    rules, no package edit), else the packaged config/rules/<dataset>.dqdl."""
+    folder = os.environ.get(RULES_DIR_ENV)
+    if folder and Path(folder, f"{dataset}.dqdl").is_file():
+        return Path(folder, f"{dataset}.dqdl").read_text(encoding="utf-8")
     return read_text(f"rules/{dataset}.dqdl")
+
+
+@cache
+def load_quality_settings() -> dict[str, Any]:
+    """Thresholds of the non-blocking health checks (config/quality.yaml)."""
+    return yaml.safe_load(read_text("quality.yaml"))

@@ -100,10 +100,10 @@ def is_composite(rule: DQRule) -> bool:
     return isinstance(rule.node, CompositeRule)
 
 
-def referenced_datasets(dataset: str) -> list[str]:
-    """Datasets this dataset's ReferentialIntegrity rules look up (their validated rows are the reference)."""
+def references_of(dataset: str, rules: tuple[DQRule, ...]) -> list[str]:
+    """Datasets these rules' ReferentialIntegrity checks look up (their validated rows are the reference)."""
     names = []
-    for rule in dataset_rules(dataset):
+    for rule in rules:
         if isinstance(rule.node, Rule) and rule.node.rule_type == "ReferentialIntegrity":
             table = rule.node.parameters[1].split(".", 1)[0]
             if table not in load_catalog().datasets:
@@ -111,3 +111,11 @@ def referenced_datasets(dataset: str) -> list[str]:
             if table not in names:
                 names.append(table)
     return names
+
+
+def referenced_datasets(dataset: str) -> list[str]:
+    return references_of(dataset, dataset_rules(dataset))
+
+
+def all_dataset_rules() -> dict[str, tuple[DQRule, ...]]:
+    return {dataset: dataset_rules(dataset) for dataset in load_catalog().datasets}

@@ -11,6 +11,7 @@ query whose value is compared with the rule's condition. Semantics we hold to, e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from enrollment_platform.quality.dqdl.ast import (
@@ -157,6 +158,11 @@ def _is_full_pass(condition: Condition | None) -> bool:
     )
 
 
+def custom_sql(statement: str) -> str:
+    """A Glue CustomSql statement with its `primary` table quoted (PRIMARY is a reserved word in DuckDB)."""
+    return re.sub(r'(?<!")\bprimary\b(?!")', '"primary"', statement, flags=re.IGNORECASE)
+
+
 def metric_query(node: RuleNode, source: str) -> MetricQuery:
     """The dataset-level form of any rule we evaluate: one number and the condition that judges it."""
     if isinstance(node, CompositeRule):
@@ -195,5 +201,5 @@ def metric_query(node: RuleNode, source: str) -> MetricQuery:
             age = f"date_diff('second', CAST(max({column}) AS TIMESTAMP), CAST(now() AS TIMESTAMP))"
             return MetricQuery(f"SELECT {age} FROM {source}{where}", rule.condition)
         case "CustomSql":
-            return MetricQuery(f"SELECT * FROM ({rule.parameters[0]})", rule.condition)
+            return MetricQuery(f"SELECT * FROM ({custom_sql(rule.parameters[0])})", rule.condition)
     raise UnsupportedRule(f"{rule.rule_type} is parsed but not evaluated by this engine yet")

@@ -1,0 +1,203 @@
+"""Dagster asset checks built from the rulesets (pandera), plus the non-blocking health checks.
+
+Rule checks validate what the validated layer kept: a blocking rule that still fails there (a dataset-level
+rule such as RowCount, or a row the quarantine should have caught) stops every downstream asset; warn and
+nullify rules report without stopping. Their metadata says what the row-level engine found in the input:
+failed count, failure rate and a sample of failing keys (primary keys only, never raw values).
+"""
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from enrollment_platform.assets.common import key, staged
+from enrollment_platform.assets.validated import quarantine_path
+from enrollment_platform.config import load_catalog, load_quality_settings
+from enrollment_platform.quality.pandera_checks import failing_rows
+from enrollment_platform.quality.rules import DQRule, references_of
+from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.raw import LocalRawLayer
+
+SAMPLE_KEYS = 10
+
+
+def check_name(rule: DQRule) -> str:
+    """A Dagster-safe, readable name: `r3_columnvalues_marks`."""
+    node = rule.node
+    words = [f"r{rule.index}", getattr(node, "rule_type", "composite"), *getattr(node, "parameters", ())[:1]]
+    return re.sub(r"[^a-z0-9_]+", "_", "_".join(words).lower()).strip("_")[:60]
+
+
+def _latest_rule_results(lake: LocalLake, dataset: str, run_id: str) -> dict[str, dict]:
+    """This run's dq_results of the dataset, else the newest run's (a check run on its own)."""
+    files = [f for f in lake.list("dq_results", f"dataset={dataset}") if f"run_id={run_id}" in f]
+    if not files:
+        files = sorted(lake.list("dq_results", f"dataset={dataset}"), key=lambda f: Path(f).stat().st_mtime)[-1:]
+    if not files:
+        return {}
+    return {row["rule_id"]: row for row in pl.read_parquet(files[0]).to_dicts()}
+
+
+def _quarantined_keys(lake: LocalLake, dataset: str, rule_text: str, primary_key: str) -> list[str]:
+    path = lake.path(*quarantine_path(lake, dataset))
+    if not Path(path).exists():
+        return []
+    rows = duckdb.execute(
+        f'SELECT "{primary_key}" FROM read_parquet(?) WHERE list_contains(DataQualityRulesFail, ?) '
+        f"ORDER BY _source_file, _source_row LIMIT {SAMPLE_KEYS}",
+        [path, rule_text],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _result(dataset: str, rule: DQRule, outcome, frame: pl.DataFrame, found: dict, lake: LocalLake):
+    primary_key = load_catalog().datasets[dataset].primary_key
+    metadata = {"rule": rule.text, "severity": rule.severity}
+    if found:
+        metadata.update(
+            input_evaluated=found["evaluated"],
+            input_failed=found["failed"],
+            input_failure_rate=round(found["failed"] / found["evaluated"], 6) if found["evaluated"] else 0.0,
+        )
+    if isinstance(outcome, str):
+        metadata["unsupported"] = outcome
+        passed = False
+    else:
+        failing = sorted(outcome)
+        passed = not failing
+        metadata["output_failed"] = len(failing)
+        sample = [str(frame[i, primary_key]) for i in failing[:SAMPLE_KEYS] if i < frame.height]
+        if rule.severity == "blocking":
+            sample = sample or _quarantined_keys(lake, dataset, rule.text, primary_key)
+        metadata["sample_failing_keys"] = dg.MetadataValue.json(sample)
+    severity = dg.AssetCheckSeverity.ERROR if rule.severity == "blocking" else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        asset_key=key("validated", dataset),
+        check_name=check_name(rule),
+        passed=passed,
+        severity=severity,
+        metadata=metadata,
+    )
+
+
+def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecksDefinition:
+    """One asset check per rule of `dataset`, evaluated together with pandera on the validated rows."""
+    specs = [
+        dg.AssetCheckSpec(
+            name=check_name(rule),
+            asset=key("validated", dataset),
+            blocking=rule.severity == "blocking",
+            description=f"{rule.severity}: {rule.text}",
+        )
+        for rule in rules
+    ]
+    references = references_of(dataset, rules)
+
+    @dg.multi_asset_check(specs=specs, name=f"{dataset}_dq_rules")
+    def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
+        frame = pl.read_parquet(staged(lake, "validated", dataset))
+        refs = {r: pl.read_parquet(staged(lake, "validated", r)) for r in references}
+        outcomes = failing_rows(list(rules), frame, refs)
+        found = _latest_rule_results(lake, dataset, context.run.run_id)
+        for rule in rules:
+            yield _result(dataset, rule, outcomes[rule.rule_id], frame, found.get(rule.rule_id, {}), lake)
+
+    return rule_checks
+
+
+def build_near_duplicate_check(dataset: str, columns: list[str]) -> dg.AssetChecksDefinition:
+    """Warn when distinct ids share the same identifying attributes (the same entity under a new id)."""
+
+    @dg.asset_check(
+        asset=key("validated", dataset),
+        name="near_duplicate_entities",
+        description=f"Distinct ids with the same {', '.join(columns)} (case-insensitive).",
+    )
+    def near_duplicates(lake: LocalLake) -> dg.AssetCheckResult:
+        primary_key = load_catalog().datasets[dataset].primary_key
+        frame = pl.read_parquet(staged(lake, "validated", dataset))
+        normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
+        groups = (
+            frame.select(pl.col(primary_key), *normalized)
+            .drop_nulls(columns)
+            .group_by(columns)
+            .agg(pl.col(primary_key).sort().alias("ids"))
+            .filter(pl.col("ids").list.len() > 1)
+            .sort(pl.col("ids").list.first())
+        )
+        return dg.AssetCheckResult(
+            passed=groups.height == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "groups": groups.height,
+                "sample_id_groups": dg.MetadataValue.json([list(ids) for ids in groups["ids"].head(SAMPLE_KEYS)]),
+            },
+        )
+
+    return near_duplicates
+
+
+def build_freshness_check(dataset: str, max_age_hours: float) -> dg.AssetChecksDefinition:
+    """Warn when the newest raw file of the dataset is older than the configured age."""
+
+    @dg.asset_check(
+        asset=key("raw", dataset),
+        name="raw_freshness",
+        description=f"The newest raw file is at most {max_age_hours} hours old.",
+    )
+    def freshness(raw_layer: LocalRawLayer) -> dg.AssetCheckResult:
+        files = raw_layer.inventory(load_catalog()).files[dataset]
+        if not files:
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"files": 0})
+        newest = max(f.modified_ns for f in files) / 1e9
+        age_hours = (datetime.now(UTC).timestamp() - newest) / 3600
+        return dg.AssetCheckResult(
+            passed=age_hours <= max_age_hours,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"newest_file_age_hours": round(age_hours, 2), "max_age_hours": max_age_hours},
+        )
+
+    return freshness
+
+
+def build_row_count_drop_check(dataset: str, max_drop: float) -> dg.AssetChecksDefinition:
+    """Warn when the curated row count fell by more than `max_drop` (a share) against the previous run."""
+
+    @dg.asset_check(
+        asset=key("curated", dataset),
+        name="row_count_drop",
+        description=f"rows_out fell by at most {max_drop:.0%} against the previous materialization.",
+    )
+    def row_count_drop(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        records = context.instance.fetch_materializations(key("curated", dataset), limit=2).records
+        counts = [r.asset_materialization.metadata.get("rows_out") for r in records if r.asset_materialization]
+        counts = [c.value for c in counts if c is not None]
+        if len(counts) < 2 or not counts[1]:
+            current = counts[0] if counts else None
+            return dg.AssetCheckResult(
+                passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"previous": None, "current": current}
+            )
+        current, previous = counts
+        drop = (previous - current) / previous
+        return dg.AssetCheckResult(
+            passed=drop <= max_drop,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"previous": previous, "current": current, "drop": round(drop, 4)},
+        )
+
+    return row_count_drop
+
+
+def build_quality_checks(rules_by_dataset: dict[str, tuple[DQRule, ...]]) -> list[dg.AssetChecksDefinition]:
+    settings = load_quality_settings()
+    checks = [build_rule_checks(dataset, rules) for dataset, rules in rules_by_dataset.items() if rules]
+    for dataset, columns in settings.get("near_duplicates", {}).items():
+        checks.append(build_near_duplicate_check(dataset, columns))
+    for dataset in rules_by_dataset:
+        checks.append(build_freshness_check(dataset, float(settings.get("raw_max_age_hours", 48))))
+        checks.append(build_row_count_drop_check(dataset, float(settings.get("max_row_count_drop", 0.5))))
+    return checks

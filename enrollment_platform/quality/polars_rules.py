@@ -1,0 +1,164 @@
+"""DQDL rules -> polars expressions, the second reading of the same rules used by the pandera checks.
+
+It holds to the semantics of `sql_compiler` (NULLs pass value rules, `between` excludes its bounds, `where`
+limits the rows judged); a property test proves the two agree row for row.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from enrollment_platform.quality.dqdl.ast import (
+    Between,
+    Comparison,
+    CompositeRule,
+    Condition,
+    DateExpression,
+    Duration,
+    In,
+    Keyword,
+    Matches,
+    Number,
+    Operand,
+    Rule,
+    RuleNode,
+    String,
+)
+from enrollment_platform.quality.sql_compiler import UnsupportedRule, is_row_level
+
+_OPERATORS: dict[str, Callable] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60}
+
+
+def operand_value(operand: Operand):
+    match operand:
+        case Number(value=value):
+            return value
+        case String(value=value):
+            return value
+        case Keyword(name="NULL"):
+            return None
+        case Duration(amount=amount, unit=unit):
+            return amount * _SECONDS[unit]
+        case DateExpression(operator=None):
+            return datetime.now(UTC).replace(tzinfo=None)
+        case DateExpression(operator=op, offset=Duration(amount=amount, unit=unit)):
+            shift = timedelta(seconds=amount * _SECONDS[unit])
+            now = datetime.now(UTC).replace(tzinfo=None)
+            return now + shift if op == "+" else now - shift
+    raise UnsupportedRule(f"operand {operand!r} needs run history or is not supported yet")
+
+
+def condition_expr(value: pl.Expr, condition: Condition) -> pl.Expr:
+    """TRUE where `value` satisfies the condition (NULL where value is NULL)."""
+    match condition:
+        case Comparison(operator=op, operand=operand):
+            return _OPERATORS[op](value, pl.lit(operand_value(operand)))
+        case Between(lower=lower, upper=upper, negated=negated):
+            inside = (value > operand_value(lower)) & (value < operand_value(upper))
+            return ~inside if negated else inside
+        case In(values=values, negated=negated):
+            listed = value.is_in([operand_value(v) for v in values])
+            return ~listed if negated else listed
+        case Matches(pattern=pattern, negated=negated):
+            matched = value.cast(pl.String).str.contains(f"^(?:{pattern})$")
+            return ~matched if negated else matched
+    raise UnsupportedRule(f"condition {condition!r} is not supported")
+
+
+def row_pass_expr(node: RuleNode, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
+    """TRUE where a row passes a row-level rule (before `where`)."""
+    if isinstance(node, CompositeRule):
+        parts = [row_pass_expr(child, references) for child in node.rules]
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined & part if node.operator == "and" else combined | part
+        return combined
+    rule = node
+    column = pl.col(rule.parameters[0]) if rule.parameters else None
+    match rule.rule_type:
+        case "IsComplete":
+            return column.is_not_null()
+        case "IsPrimaryKey":
+            keys = [pl.col(p) for p in rule.parameters]
+            present = pl.all_horizontal([k.is_not_null() for k in keys])
+            return present & ~pl.struct(keys).is_duplicated()
+        case "IsUnique":
+            return column.is_null() | ~column.is_duplicated()
+        case "ColumnValues":
+            return column.is_null() | condition_expr(column, rule.condition).fill_null(False)
+        case "ColumnLength":
+            return column.is_null() | condition_expr(column.str.len_chars(), rule.condition).fill_null(False)
+        case "ReferentialIntegrity":
+            return _reference_pass(rule, references)
+    raise UnsupportedRule(f"{rule.rule_type} is not a row-level rule")
+
+
+def _reference_pass(rule: Rule, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
+    columns = [c.strip() for c in rule.parameters[0].split(",")]
+    table, _, remote = rule.parameters[1].partition(".")
+    remote_columns = [c.strip() for c in remote.strip("{}").split(",")]
+    if table not in references:
+        raise UnsupportedRule(f"reference dataset {table!r} was not provided")
+    nulls = pl.any_horizontal([pl.col(c).is_null() for c in columns])
+    if len(columns) == 1:
+        known = references[table].get_column(remote_columns[0]).drop_nulls().unique()
+        return nulls | pl.col(columns[0]).is_in(known.implode())
+    known_rows = references[table].select(pl.struct(remote_columns).alias("_k")).get_column("_k")
+    return nulls | pl.struct(columns).is_in(known_rows.implode())
+
+
+def row_fail_expr(node: RuleNode, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
+    """TRUE where a row fails the rule; rows outside `where` never fail."""
+    failed = ~row_pass_expr(node, references)
+    where = getattr(node, "where", None)
+    if where:
+        return (pl.sql_expr(where).fill_null(False) & failed).fill_null(False)
+    return failed.fill_null(False)
+
+
+def metric_expr(rule: Rule, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
+    """The dataset-level value a rule judges (share of passing rows for thresholded row rules)."""
+    if rule.threshold is not None and is_row_level(rule):
+        return row_pass_expr(rule, references).cast(pl.Float64).mean().fill_null(1.0)
+    column = pl.col(rule.parameters[0]) if rule.parameters else None
+    match rule.rule_type:
+        case "IsComplete" | "IsPrimaryKey" | "IsUnique" | "ColumnValues" | "ColumnLength" | "ReferentialIntegrity":
+            return row_pass_expr(rule, references).cast(pl.Float64).mean().fill_null(1.0)
+        case "Completeness":
+            return column.is_not_null().cast(pl.Float64).mean().fill_null(1.0)
+        case "Uniqueness":
+            return (column.drop_nulls().n_unique() / column.count()).fill_nan(1.0)
+        case "RowCount":
+            return pl.len()
+        case "DistinctValuesCount":
+            return column.drop_nulls().n_unique()
+        case "Mean":
+            return column.mean()
+        case "Sum":
+            return column.sum()
+        case "StandardDeviation":
+            return column.std()
+        case "DataFreshness":
+            now = datetime.now(UTC).replace(tzinfo=None)
+            return (pl.lit(now) - column.cast(pl.Datetime).max()).dt.total_seconds()
+    raise UnsupportedRule(f"{rule.rule_type} is parsed but not evaluated by this engine yet")
+
+
+def metric_condition(rule: Rule) -> Condition:
+    if rule.threshold is not None:
+        return rule.threshold
+    if rule.rule_type in ("IsComplete", "IsPrimaryKey", "IsUnique", "ColumnValues", "ColumnLength"):
+        return Comparison("=", Number(1.0, "1.0"))
+    return rule.condition

@@ -1,0 +1,130 @@
+"""The row-level engine (SQL) and the pandera checks read the same rules the same way."""
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from enrollment_platform.quality.pandera_checks import failing_rows
+from enrollment_platform.quality.rules import build_rules
+from enrollment_platform.quality.sql_compiler import row_fail_sql, rule_judges_rows
+
+PROPERTY_RULES = """Rules = [
+    IsComplete "enrollment_id",
+    IsPrimaryKey "enrollment_id",
+    IsUnique "notes",
+    ColumnValues "marks" >= 0,
+    ColumnValues "marks" <= 100,
+    ColumnValues "marks" between 0 and 100,
+    ColumnValues "marks" not between 10 and 20,
+    ColumnValues "marks" in [0, 50, 100],
+    ColumnValues "marks" != 50,
+    ColumnValues "term" in ["FALL2024", "SPRING2025"],
+    ColumnValues "term" matches "[A-Z]+[0-9]{4}",
+    ColumnLength "notes" <= 3,
+    ColumnValues "marks" <= 90 where "term = 'FALL2024'",
+    (ColumnValues "marks" >= 10) or (IsComplete "notes")
+]"""
+
+
+def sql_failures(rules, frame: pl.DataFrame) -> dict[str, set[int]]:
+    con = duckdb.connect()
+    con.register("frame_arrow", frame.with_row_index("_row").to_arrow())
+    con.execute('CREATE TABLE "primary" AS SELECT * FROM frame_arrow')
+    failures = {}
+    for rule in rules:
+        judged = f'SELECT _row, {row_fail_sql(rule.node)} AS failed FROM "primary"'
+        rows = con.execute(f"SELECT _row FROM ({judged}) WHERE failed").fetchall()
+        failures[rule.rule_id] = {r[0] for r in rows}
+    return failures
+
+
+frames = st.lists(
+    st.fixed_dictionaries(
+        {
+            "enrollment_id": st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4", "5"])),
+            "marks": st.one_of(st.none(), st.sampled_from([-1.0, 0.0, 10.0, 15.0, 20.0, 50.0, 90.0, 100.0, 100.5])),
+            "term": st.one_of(st.none(), st.sampled_from(["FALL2024", "SPRING2025", "fall2024", "X1"])),
+            "notes": st.one_of(st.none(), st.sampled_from(["", "a", "abcd", "ok"])),
+        }
+    ),
+    min_size=0,
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=frames)
+def test_sql_engine_and_pandera_agree_on_failing_rows(rows):
+    rules = build_rules("enrollments", PROPERTY_RULES)
+    assert all(rule_judges_rows(r.node) for r in rules)
+    schema = {"enrollment_id": pl.String, "marks": pl.Float64, "term": pl.String, "notes": pl.String}
+    frame = pl.DataFrame(rows, schema=schema)
+    assert failing_rows(list(rules), frame, {}) == sql_failures(rules, frame)
+
+
+def test_boundaries_pass_and_between_excludes_its_bounds():
+    rules = {r.rule_id: r for r in build_rules("enrollments", PROPERTY_RULES)}
+    frame = pl.DataFrame(
+        {"enrollment_id": ["1", "2"], "marks": [0.0, 100.0], "term": ["FALL2024"] * 2, "notes": ["a", "b"]}
+    )
+    failures = sql_failures(list(rules.values()), frame)
+    assert failures["enrollments.R4"] == set() and failures["enrollments.R5"] == set()  # >= 0, <= 100
+    assert failures["enrollments.R6"] == {0, 1}  # between 0 and 100 is exclusive
+    assert failures["enrollments.R13"] == {1}  # where term = FALL2024: 100 > 90
+
+
+def test_clean_rows_pass_every_seed_rule():
+    from enrollment_platform.quality.rules import dataset_rules
+
+    rules = list(dataset_rules("enrollments"))
+    clean = pl.DataFrame(
+        {
+            "enrollment_id": ["1", "2", "3"],
+            "student_id": ["7", "8", "7"],
+            "course_id": ["101", "101", "102"],
+            "instructor_id": ["201", None, "201"],
+            "enrollment_date": ["2024-01-01", "2024-02-01", "2024-03-01"],
+            "marks": [0.0, 100.0, 55.5],
+            "attendance_percentage": [100.0, 0.0, 75.0],
+        }
+    )
+    refs = {
+        "students": pl.DataFrame({"student_id": ["7", "8"]}),
+        "courses": pl.DataFrame({"course_id": ["101", "102"]}),
+        "instructors": pl.DataFrame({"instructor_id": ["201"]}),
+    }
+    outcome = failing_rows(list(rules), clean, refs)
+    assert outcome == {r.rule_id: set() for r in rules}
+
+
+@pytest.mark.parametrize(
+    ("text", "passes"),
+    [
+        ("RowCount > 2", True),
+        ("RowCount between 3 and 5", False),
+        ('Completeness "notes" >= 0.5', True),
+        ('DistinctValuesCount "term" = 2', True),
+        ('ColumnValues "marks" >= 50 with threshold > 0.7', False),
+        ('ColumnValues "marks" >= 50 with threshold > 0.6', True),
+        ('CustomSql "select count(*) from primary where marks > 60" = 1', True),
+    ],
+)
+def test_dataset_level_rules_in_pandera_and_sql_agree(text, passes):
+    from enrollment_platform.transforms.validate import _metric_result
+
+    rule = build_rules("enrollments", f"Rules = [ {text} ]")[0]
+    frame = pl.DataFrame({"marks": [10.0, 50.0, 90.0], "term": ["A", "B", "B"], "notes": ["x", None, "y"]})
+    outcome = failing_rows([rule], frame, {})[rule.rule_id]
+    assert (outcome == set()) is passes
+    con = duckdb.connect()
+    con.register("f", frame.to_arrow())
+    con.execute('CREATE TABLE "primary" AS SELECT * FROM f')
+    assert (_metric_result(con, rule, 3).outcome == "Passed") is passes
+
+
+def test_unsupported_rule_types_are_reported_not_skipped():
+    rule = build_rules("enrollments", 'Rules = [ Entropy "term" > 1.0 ]')[0]
+    outcome = failing_rows([rule], pl.DataFrame({"term": ["a"]}), {})[rule.rule_id]
+    assert isinstance(outcome, str) and "Entropy" in outcome
