@@ -17,7 +17,9 @@ BAD_FILES = {
     "enrollment/latin1.csv": (HEADER + "9003,1,101,201,2024-02-01,70,80\n").encode("latin-1")
     + "9004,2,101,201,2024-02-01,71,81,Müller\n".encode("latin-1"),
     "enrollment/picture.csv": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4,
-    "enrollment/broken.jsonl": b'{"e_id": "9005", "s_id": "3", "c_id": "101", "enrollment_date": "2024-03-01"}\n{not json\n',
+    "enrollment/broken.jsonl": (
+        b'{"e_id": "9005", "s_id": "3", "c_id": "101", "enrollment_date": "2024-03-01"}\n{not json\n'
+    ),
     "student/wrong_types.csv": b"student_id,fname,lname,dob\n901,Ada,Lovelace,not-a-date\n",
 }
 
