@@ -15,6 +15,7 @@ from enrollment_platform.assets.standardized import standardized_assets
 from enrollment_platform.assets.validated import build_validated_assets
 from enrollment_platform.assets.warehouse import warehouse_assets
 from enrollment_platform.config import load_catalog
+from enrollment_platform.pii.leak_scan import leak_checks
 from enrollment_platform.quality.asset_checks import build_quality_checks
 from enrollment_platform.quality.rules import DQRule, all_dataset_rules
 from enrollment_platform.resources.engine import DuckDBEngine
@@ -39,7 +40,7 @@ def build_assets_and_checks(rules_by_dataset: dict[str, tuple[DQRule, ...]] | No
         *curated_assets,
         *warehouse_assets,
     ]
-    checks = [*curated_checks, *build_quality_checks(rules_by_dataset)]
+    checks = [*curated_checks, *build_quality_checks(rules_by_dataset), *leak_checks]
     return assets, checks
 
 

@@ -1,15 +1,22 @@
 """Redacted layer: every PII column protected as config/pii_policy.yaml says; raw values only in the
-restricted table (`restricted/student_pii`), which the access policy grants to the PII admin alone."""
+restricted table (`restricted/student_pii`), which the access policy grants to the PII admin alone.
+
+Each redacted asset also writes the run's PII detection report for its dataset
+(`pii_reports/dataset=<d>/run_id=<run>/detections.parquet`, counts only) and shows it as metadata.
+"""
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, key, staged, write_query
+from enrollment_platform.assets.common import DATASETS, key, markdown_table, staged, write_query
 from enrollment_platform.config import load_catalog, load_pii_policy
+from enrollment_platform.pii.detectors import default_detector
+from enrollment_platform.pii.duckdb_functions import PiiEngine
+from enrollment_platform.pii.report import DatasetScan, scan_dataset, write_report
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.resources.pii import LocalPiiKey
+from enrollment_platform.resources.pii import PiiKey
 from enrollment_platform.transforms.redact import needs_key, redact_sql
-from enrollment_platform.transforms.sql import column_list
+from enrollment_platform.transforms.sql import column_list, quote_literal
 
 
 def restricted_tables(dataset: str) -> dict[str, dict]:
@@ -20,22 +27,54 @@ def restricted_path(table: str) -> list[str]:
     return ["restricted", table, f"{table}.parquet"]
 
 
+def detect_pii(engine: DuckDBEngine, lake: LocalLake, dataset: str) -> DatasetScan:
+    """Scan every row this run took in (the standardized layer) with the detector, canonical columns only."""
+    spec = load_catalog().datasets[dataset]
+    relation = f"read_parquet({quote_literal(staged(lake, 'standardized', dataset))})"
+    con = engine.connect()
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        canonical = {*spec.columns, *spec.derived}
+        columns = [(row[0], row[1]) for row in described if row[0] in canonical]
+        return scan_dataset(
+            lambda sql: con.execute(sql).fetchall(), relation, dataset, columns, load_pii_policy(), default_detector()
+        )
+    finally:
+        con.close()
+
+
+def report_metadata(scan: DatasetScan, path: str) -> dict[str, dg.MetadataValue]:
+    rows = [{k: getattr(d, k) for k in ("column", "entity", "detections", "action")} for d in scan.detections]
+    metadata = {
+        "pii_detections": dg.MetadataValue.md(markdown_table(rows, limit=50)),
+        "pii_detections_total": dg.MetadataValue.int(sum(d.detections for d in scan.detections)),
+        "pii_report": dg.MetadataValue.path(path),
+    }
+    if scan.unprotected:
+        metadata["pii_warning_unprotected_columns"] = dg.MetadataValue.json(
+            {c: {"entity": f.entity, "share": round(f.share, 3)} for c, f in scan.unprotected.items()}
+        )
+    return metadata
+
+
 def build_redacted_asset(dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=key("redacted", dataset),
         deps=[key("validated", dataset)],
         group_name="redacted",
-        description=f"{dataset}: PII hashed, masked, generalized or dropped per the PII policy.",
+        description=f"{dataset}: PII hashed, masked, generalized or dropped per the PII policy; PII detection report.",
         kinds={"duckdb", "parquet"},
     )
-    def redacted_asset(lake: LocalLake, engine: DuckDBEngine, pii_key: LocalPiiKey) -> dg.MaterializeResult:
+    def redacted_asset(
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, pii_key: PiiKey
+    ) -> dg.MaterializeResult:
         policy = load_pii_policy()
         spec = load_catalog().datasets[dataset]
         source = f"read_parquet('{staged(lake, 'validated', dataset)}')"
         protected = policy.get("datasets", {}).get(dataset, {})
         key_bytes = pii_key.key() if protected and needs_key({"datasets": {dataset: protected}}) else None
         rows = write_query(
-            engine,
+            PiiEngine(engine),
             lake,
             redact_sql(spec, policy, key_bytes, source),
             "staging",
@@ -52,6 +91,13 @@ def build_redacted_asset(dataset: str) -> dg.AssetsDefinition:
             query = f"SELECT {column_list(columns)} FROM {source}"
             metadata[f"{table}_rows"] = dg.MetadataValue.int(
                 write_query(engine, lake, query, *restricted_path(table), order_by=restricted["key"])
+            )
+        scan = detect_pii(engine, lake, dataset)
+        metadata |= report_metadata(scan, write_report(lake, context.run_id, dataset, scan.detections))
+        for column, found in scan.unprotected.items():
+            context.log.warning(
+                f"{dataset}.{column} looks like {found.entity} ({found.share:.0%} of {found.sampled} sampled values) "
+                "but the PII policy does not list it: add it to config/pii_policy.yaml"
             )
         return dg.MaterializeResult(metadata=metadata)
 

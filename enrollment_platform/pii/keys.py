@@ -30,16 +30,23 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
+def checked_key(key: bytes, source: str) -> bytes:
+    """`key` when it is long enough to be a secret; else a PiiKeyError naming where it came from."""
+    if len(key) < MIN_KEY_BYTES:
+        raise PiiKeyError(f"{source} is {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes")
+    return key
+
+
 def resolve_hash_key(env_var: str, home: Path, allow_generated: bool = True) -> bytes:
-    """The key from `env_var`, else (locally) the installation's generated key."""
+    """The key from `env_var`, else (locally, when allowed) the installation's generated key."""
     value = os.environ.get(env_var, "")
     if value:
-        key = value.encode()
-        if len(key) < MIN_KEY_BYTES:
-            raise PiiKeyError(f"{env_var} is {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes")
-        return key
+        return checked_key(value.encode(), env_var)
     if not allow_generated:
-        raise PiiKeyError(f"{env_var} is not set: keyed PII tokens need a secret (set {env_var})")
+        raise PiiKeyError(
+            f"{env_var} is not set: keyed PII tokens (HMAC-SHA256) need a secret and this deployment does not "
+            f"generate one; set {env_var} to at least {MIN_KEY_BYTES} random bytes"
+        )
     path = home / "secrets" / "pii_hmac.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

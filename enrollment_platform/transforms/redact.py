@@ -1,8 +1,10 @@
 """PII actions per column (DuckDB backend), as config/pii_policy.yaml says.
 
 hash: HMAC-SHA256 computed in SQL from the pre-padded key, over a normalized value (digits only for SSN and
-phone), so the same person gives the same token in every table and every engine. Free text is scanned with the
-policy's RE2 patterns and each match replaced by "[ENTITY]".
+phone), so the same person gives the same token in every table and every engine. Free text goes through the
+PII detector (validated detections, not bare patterns): the SQL calls `pii_redact`, a UDF that the connection
+must define (`enrollment_platform.pii.duckdb_functions`), only on cells matching the detector's RE2 prefilter;
+each detection becomes "[ENTITY]".
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from enrollment_platform.config import DatasetSpec
+from enrollment_platform.pii.detectors import Detector, default_detector
+from enrollment_platform.pii.duckdb_functions import redact_text_sql
 from enrollment_platform.pii.keys import hmac_pads
 from enrollment_platform.transforms.sql import quote_ident, quote_literal
 
@@ -31,13 +35,7 @@ def hmac_sql(value: str, key: bytes) -> str:
     return f"sha256({_blob(outer)} || unhex(sha256({_blob(inner)} || encode({value}))))"
 
 
-def redact_text_sql(value: str, patterns: dict[str, str]) -> str:
-    for entity, pattern in patterns.items():
-        value = f"regexp_replace({value}, {quote_literal(pattern)}, {quote_literal(f'[{entity}]')}, 'g')"
-    return value
-
-
-def action_sql(column: str, rule: dict[str, Any], key: bytes | None, patterns: dict[str, str]) -> str | None:
+def action_sql(column: str, rule: dict[str, Any], key: bytes | None, prefilter: str) -> str | None:
     """The SQL for one protected column, or None when the column is dropped."""
     source = quote_ident(column)
     entity = rule.get("entity", "PII")
@@ -61,21 +59,23 @@ def action_sql(column: str, rule: dict[str, Any], key: bytes | None, patterns: d
         case "generalize":
             return f"CAST(year({source}) AS INTEGER)"
         case "redact_entities":
-            return redact_text_sql(source, patterns)
+            return redact_text_sql(source, prefilter)
     raise ValueError(f"column {column}: unknown PII action {rule['action']!r}")
 
 
-def redact_sql(spec: DatasetSpec, policy: dict[str, Any], key: bytes | None, source: str) -> str:
+def redact_sql(
+    spec: DatasetSpec, policy: dict[str, Any], key: bytes | None, source: str, detector: Detector | None = None
+) -> str:
     """SELECT over validated rows applying every column's action; unlisted columns pass through."""
     rules = policy.get("datasets", {}).get(spec.name, {})
-    patterns = policy.get("free_text_entities", {})
+    prefilter = (detector or default_detector()).prefilter
     outputs = []
     for column in (*spec.columns, *spec.derived, "_source_file", "_source_row", "_flags"):
         rule = rules.get(column)
         if rule is None:
             outputs.append(quote_ident(column))
             continue
-        expression = action_sql(column, rule, key, patterns)
+        expression = action_sql(column, rule, key, prefilter)
         if expression is not None:
             outputs.append(f"{expression} AS {quote_ident(rule.get('output', column))}")
     return f"SELECT {', '.join(outputs)} FROM {source}"

@@ -1,0 +1,141 @@
+"""Leak scan: every detector over every text column of the curated files and the warehouse tables.
+
+Restricted tables (name contains "pii") are the one place raw PII may live and are not scanned; the policy's
+`leak_scan.allow` lists (column, entity) pairs that are not PII by construction (e.g. dates in lineage paths).
+Any other match fails a blocking asset check, so nothing downstream of a leak is built. The check's metadata
+holds counts per table, column and entity only, never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from enrollment_platform.assets.common import DATASETS, key
+from enrollment_platform.assets.warehouse import warehouse_assets
+from enrollment_platform.config import load_pii_policy
+from enrollment_platform.pii.detectors import Detector, default_detector
+from enrollment_platform.pii.scan import Fetch, is_text, scan_columns
+from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.warehouse import DuckDBWarehouse
+from enrollment_platform.transforms.sql import quote_ident, quote_literal
+
+CHECK_NAME = "no_pii_leak"
+
+
+@dataclass(frozen=True)
+class Leak:
+    table: str
+    column: str
+    entity: str
+    matches: int
+
+
+def is_restricted(name: str) -> bool:
+    """Restricted tables, the only ones allowed raw PII, have `pii` in their name."""
+    return "pii" in name.lower()
+
+
+def allowed_pairs(policy: Mapping[str, Any]) -> dict[str, set[str]]:
+    allow = (policy.get("leak_scan") or {}).get("allow") or {}
+    return {column: set(entities) for column, entities in allow.items()}
+
+
+def scan_relation(fetch: Fetch, table: str, relation: str, columns: list[tuple[str, str]], detector: Detector) -> list[Leak]:
+    """Leaks in the text columns of one relation, minus the allowed (column, entity) pairs."""
+    allow = allowed_pairs(load_pii_policy())
+    text_columns = [(name, data_type) for name, data_type in columns if is_text(data_type)]
+    found = scan_columns(fetch, relation, text_columns, detector)
+    return [
+        Leak(table, column, entity, matches)
+        for column, counts in found.items()
+        for entity, matches in sorted(counts.items())
+        if entity not in allow.get(column, set())
+    ]
+
+
+def scan_parquet(engine: DuckDBEngine, label: str, paths: list[str], detector: Detector | None = None) -> list[Leak]:
+    """Leaks in Parquet files (one logical table, e.g. a curated dataset)."""
+    if not paths:
+        return []
+    relation = "read_parquet([" + ", ".join(quote_literal(p) for p in paths) + "], union_by_name=true)"
+    con = engine.connect()
+    try:
+        columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+        return scan_relation(lambda sql: con.execute(sql).fetchall(), label, relation, columns, detector or default_detector())
+    finally:
+        con.close()
+
+
+def scan_curated(lake: LocalLake, engine: DuckDBEngine, dataset: str, detector: Detector | None = None) -> list[Leak]:
+    if is_restricted(dataset):
+        return []
+    return scan_parquet(engine, f"curated/{dataset}", lake.list("curated", dataset), detector)
+
+
+def scan_warehouse_table(warehouse: DuckDBWarehouse, table: str, detector: Detector | None = None) -> list[Leak]:
+    """Leaks in one warehouse table, through read-only queries; restricted tables are skipped."""
+    if is_restricted(table):
+        return []
+    columns = warehouse.query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    )
+    return scan_relation(warehouse.query, table, quote_ident(table), columns, detector or default_detector())
+
+
+def scan_warehouse(warehouse: DuckDBWarehouse, detector: Detector | None = None) -> list[Leak]:
+    """Leaks in every table of the warehouse except the restricted ones."""
+    return [leak for table in warehouse.tables() for leak in scan_warehouse_table(warehouse, table, detector)]
+
+
+def check_result(leaks: list[Leak], scanned: str) -> dg.AssetCheckResult:
+    matches: dict[str, dict[str, int]] = {}
+    for leak in leaks:
+        matches.setdefault(f"{leak.table}.{leak.column}", {})[leak.entity] = leak.matches
+    return dg.AssetCheckResult(
+        passed=not leaks,
+        metadata={
+            "scanned": dg.MetadataValue.text(scanned),
+            "matches_total": dg.MetadataValue.int(sum(leak.matches for leak in leaks)),
+            "matches": dg.MetadataValue.json(matches),
+        },
+    )
+
+
+def build_curated_leak_check(dataset: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key("curated", dataset),
+        name=CHECK_NAME,
+        blocking=True,
+        description="No detector matches in any text column of the curated files (counts only in metadata).",
+    )
+    def curated_leak_check(lake: LocalLake, engine: DuckDBEngine) -> dg.AssetCheckResult:
+        return check_result(scan_curated(lake, engine, dataset), f"curated/{dataset}")
+
+    return curated_leak_check
+
+
+def build_warehouse_leak_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key("warehouse", table),
+        name=CHECK_NAME,
+        blocking=True,
+        description=f"No detector matches in any text column of {table} (counts only in metadata).",
+    )
+    def warehouse_leak_check(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+        return check_result(scan_warehouse_table(warehouse, table), table)
+
+    return warehouse_leak_check
+
+
+def _warehouse_tables() -> list[str]:
+    return [asset_key.path[-1] for asset in warehouse_assets for asset_key in asset.keys]
+
+
+leak_checks = [build_curated_leak_check(d) for d in DATASETS if not is_restricted(d)]
+leak_checks += [build_warehouse_leak_check(t) for t in _warehouse_tables() if not is_restricted(t)]
