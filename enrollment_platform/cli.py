@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 dq_app = typer.Typer(help="Data-quality rulesets (DQDL).", no_args_is_help=True)
 app.add_typer(dq_app, name="dq")
+pii_app = typer.Typer(help="PII detection (the detectors of config/pii_policy.yaml).", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
 console = Console(stderr=True)
 
 
@@ -100,6 +102,27 @@ def dq_export(dataset: Annotated[str, typer.Argument(help="Dataset whose ruleset
         console.print(f"unknown dataset {dataset!r}; known: {', '.join(load_catalog().datasets)}")
         raise typer.Exit(2)
     typer.echo(to_dqdl(parse_ruleset(ruleset_text(dataset), source=f"rules/{dataset}.dqdl")))
+
+
+@pii_app.command("detect")
+def pii_detect() -> None:
+    """Read text lines on stdin; write one JSON object per line: {"spans": [{"entity", "start", "end"}, ...]}.
+
+    Lines end at "\\n" (a "\\r" before it is dropped; a lone "\\r" stays part of the line). Offsets are Python
+    character offsets into the line without its ending, end exclusive; entity names are AWS Glue's (USA_SSN,
+    EMAIL, PHONE_NUMBER, CREDIT_CARD, IP_ADDRESS, DATE, ...).
+    """
+    import io
+
+    from enrollment_platform.pii.detectors import default_detector
+
+    detector = default_detector()
+    lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+    for line in lines:
+        text = line.removesuffix("\n").removesuffix("\r")
+        spans = [span.to_dict() for span in detector.find(text)]
+        sys.stdout.write(json.dumps({"spans": spans}) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -15,14 +15,18 @@ from enrollment_platform.assets.standardized import standardized_assets
 from enrollment_platform.assets.validated import build_validated_assets
 from enrollment_platform.assets.warehouse import warehouse_assets
 from enrollment_platform.config import load_catalog
+from enrollment_platform.jobs import all_assets_job
+from enrollment_platform.schedules import daily_schedule
 from enrollment_platform.pii.leak_scan import leak_checks
 from enrollment_platform.quality.asset_checks import build_quality_checks
 from enrollment_platform.quality.rules import DQRule, all_dataset_rules
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.notifier import local_notifier
 from enrollment_platform.resources.pii import LocalPiiKey
 from enrollment_platform.resources.raw import LocalRawLayer
 from enrollment_platform.resources.warehouse import DuckDBWarehouse, duckdb_path
+from enrollment_platform.sensors import build_sensors
 from enrollment_platform.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,7 @@ def local_resources(settings: Settings) -> dict:
         "engine": DuckDBEngine(temp_directory=str(settings.home / "tmp")),
         "warehouse": DuckDBWarehouse(path=duckdb_path(settings.warehouse_url)),
         "pii_key": LocalPiiKey(home=str(settings.home)),
+        "notifier": local_notifier(settings.home),
     }
 
 
@@ -82,13 +87,6 @@ def resources_for(settings: Settings) -> dict:
     )
 
 
-all_assets_job = dg.define_asset_job(
-    "enrollment_pipeline",
-    selection=dg.AssetSelection.all(),
-    description="Raw layer to star schema, every asset.",
-)
-
-
 def build_definitions(
     settings: Settings | None = None, rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None
 ) -> dg.Definitions:
@@ -98,6 +96,8 @@ def build_definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[all_assets_job],
+        schedules=[daily_schedule],
+        sensors=build_sensors(all_assets_job),
         resources=resources_for(settings),
     )
 

@@ -7,7 +7,11 @@ from typing import Any
 
 import dagster as dg
 
-from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root
+from enrollment_platform.bookmarks import load_ledger, pending_dates
+from enrollment_platform.config import load_catalog
+from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root, resources_for
+from enrollment_platform.notifications import notify_run
+from enrollment_platform.partitions import range_tags
 from enrollment_platform.settings import Settings, SettingsError
 
 SUMMARY_COUNTS = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
@@ -24,6 +28,7 @@ class RunSummary:
     warehouse: dict[str, dict[str, Any]] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    nothing_new: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +39,7 @@ class RunSummary:
             "warehouse_url": self.warehouse_url,
             "datasets": self.datasets,
             "warehouse": self.warehouse,
+            "nothing_new": self.nothing_new,
             "checks": self.checks,
             "failures": self.failures,
         }
@@ -85,15 +91,39 @@ def summarize(result: dg.ExecuteInProcessResult, settings: Settings, raw_uri: st
     return summary
 
 
-def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
-    """Materialize the whole graph in this process; the summary says what became of every row."""
-    if settings.engine != "local":
-        raise SettingsError(f"engine {settings.engine!r} is not available in this version: use --engine local")
-    job = build_definitions(settings).resolve_job_def(all_assets_job.name)
-    result = job.execute_in_process(
+def pending_range(settings: Settings) -> tuple[str, str] | None:
+    """The first and last ingestion dates with raw files not yet processed, or None when all are."""
+    resources = resources_for(settings)
+    inventory = resources["raw_layer"].inventory(load_catalog())
+    files = [f for found in inventory.files.values() for f in found]
+    dates = pending_dates(files, load_ledger(resources["lake"]))
+    return (dates[0], dates[-1]) if dates else None
+
+
+def execute_batch(
+    settings: Settings,
+    first: str,
+    last: str,
+    rules_by_dataset: dict | None = None,
+    log_level: str = "WARNING",
+) -> dg.ExecuteInProcessResult:
+    """Run the whole graph in this process for the raw files of ingestion dates first..last not yet processed."""
+    job = build_definitions(settings, rules_by_dataset).resolve_job_def(all_assets_job.name)
+    return job.execute_in_process(
         instance=dagster_instance(settings),
         raise_on_error=False,
-        tags={"enrollment/trigger": "cli"},
+        tags={"enrollment/trigger": "cli", **range_tags(first, last)},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+
+
+def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
+    """Materialize every asset for the raw files not yet processed (one batch covering their ingestion dates);
+    the summary says what became of every row. With nothing new, nothing runs."""
+    if settings.engine != "local":
+        raise SettingsError(f"engine {settings.engine!r} is not available in this version: use --engine local")
+    batch = pending_range(settings)
+    if batch is None:
+        return RunSummary("", True, raw_root(settings), settings.lake_uri, settings.warehouse_url, nothing_new=True)
+    result = execute_batch(settings, *batch, log_level=log_level)
     return summarize(result, settings, raw_root(settings))

@@ -11,6 +11,8 @@ from enrollment_platform.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# one PII key for every run of the suite, so tokens from different homes compare equal
+os.environ.setdefault("ENROLLMENT_PII_KEY", "test-suite-pii-key-0123456789abcdef")
 
 
 def shared_dir(*parts: str) -> Path:

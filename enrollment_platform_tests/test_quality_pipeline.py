@@ -7,10 +7,9 @@ import duckdb
 import pytest
 
 from enrollment_platform.config import ruleset_text
-from enrollment_platform.definitions import all_assets_job, build_definitions
 from enrollment_platform.quality.rules import all_dataset_rules, build_rules
 from enrollment_platform.resources.warehouse import duckdb_path
-from enrollment_platform.runner import dagster_instance
+from enrollment_platform.runner import dagster_instance, execute_batch, pending_range
 from enrollment_platform_tests.conftest import local_settings
 
 pytestmark = pytest.mark.slow
@@ -20,8 +19,7 @@ def run_with_extra_enrollment_rule(original_raw, home: Path, rule: str) -> dg.Ex
     text = ruleset_text("enrollments").rstrip().removesuffix("]") + f",\n    {rule}\n]"
     rules = {**all_dataset_rules(), "enrollments": tuple(build_rules("enrollments", text))}
     settings = local_settings(home, original_raw)
-    job = build_definitions(settings, rules_by_dataset=rules).resolve_job_def(all_assets_job.name)
-    return job.execute_in_process(instance=dagster_instance(settings), raise_on_error=False)
+    return execute_batch(settings, *pending_range(settings), rules_by_dataset=rules)
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
@@ -54,7 +52,7 @@ def test_a_failing_warn_rule_does_not_stop_anything(original_raw, tmp_path):
 def test_dq_results_hold_one_row_per_rule_with_counts_matching_the_quarantine(generated_run):
     settings, summary, _ = generated_run
     lake = Path(settings.lake_uri)
-    quarantine = lake / "quarantine" / "enrollments" / "quarantine.parquet"
+    quarantine = lake / "quarantine" / "enrollments" / "*" / "quarantine.parquet"
     with duckdb.connect(duckdb_path(settings.warehouse_url), read_only=True) as con:
         rows = con.execute(
             "SELECT rule_id, rule, severity, failed FROM dq_results WHERE run_id = ? AND dataset = 'enrollments'",
@@ -97,14 +95,14 @@ def test_boundary_marks_and_attendance_pass(generated_run):
 def test_near_duplicate_instructors_of_the_original_data_are_reported(original_run):
     settings, summary = original_run
     near = [
-        c for c in summary.checks if c["asset"] == "validated/instructors" and c["check"] == "near_duplicate_entities"
+        c for c in summary.checks if c["asset"] == "curated/instructors" and c["check"] == "near_duplicate_entities"
     ]
     assert near == [
-        {"asset": "validated/instructors", "check": "near_duplicate_entities", "passed": False, "severity": "WARN"}
+        {"asset": "curated/instructors", "check": "near_duplicate_entities", "passed": False, "severity": "WARN"}
     ]
     instance = dagster_instance(settings)
     record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey(["validated", "instructors"]), "near_duplicate_entities")]
+        [dg.AssetCheckKey(dg.AssetKey(["curated", "instructors"]), "near_duplicate_entities")]
     )
     evaluation = next(iter(record.values())).event.dagster_event.event_specific_data
     groups = evaluation.metadata["sample_id_groups"].value

@@ -16,9 +16,7 @@ def test_quickstart_on_a_clean_clone_populates_the_star_schema(tmp_path):
         pytest.skip("not a git checkout: the clean-clone test needs git")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
-    done = subprocess.run(
-        ["./scripts/quickstart", "--json"], cwd=clone, capture_output=True, text=True, timeout=900
-    )
+    done = subprocess.run(["./scripts/quickstart", "--json"], cwd=clone, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     with duckdb.connect(str(clone / ".enrollment" / "warehouse.duckdb"), read_only=True) as con:
         for table in ("student_dim", "course_dim", "instructor_dim", "enrollment_fact"):

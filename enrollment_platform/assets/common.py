@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from enrollment_platform.config import load_catalog
+from enrollment_platform.partitions import batch_key, ingest_date_partitions, single_run_backfill
 from enrollment_platform.transforms.sql import quote_literal
 
 DATASETS = tuple(load_catalog().datasets)
@@ -13,9 +14,32 @@ def key(layer: str, dataset: str) -> dg.AssetKey:
     return dg.AssetKey([layer, dataset])
 
 
-def staged(lake, layer: str, dataset: str, name: str | None = None) -> str:
-    """The staging file of `dataset` at `layer` (the zone between raw and curated, never shown to analysts)."""
-    return lake.path("staging", layer, dataset, f"{name or dataset}.parquet")
+def staged(lake, layer: str, dataset: str, batch: str) -> str:
+    """The staging file of a batch of `dataset` at `layer` (between raw and curated, never shown to analysts)."""
+    return lake.path(*staged_parts(layer, dataset, batch))
+
+
+def staged_parts(layer: str, dataset: str, batch: str) -> list[str]:
+    return ["staging", layer, dataset, f"{batch}.parquet"]
+
+
+def batch_of(context) -> str:
+    """The batch (ingestion-date range) the run of this asset or check processes."""
+    return batch_key(context.run.tags)
+
+
+def layer_asset(layer: str, dataset: str, description: str, deps=(), kinds=("duckdb", "parquet"), **kwargs):
+    """@dg.asset for one dataset at one layer: keyed layer/dataset, grouped by layer, partitioned by ingest date."""
+    return dg.asset(
+        key=key(layer, dataset),
+        deps=list(deps),
+        group_name=layer,
+        description=description,
+        kinds=set(kinds),
+        partitions_def=ingest_date_partitions,
+        backfill_policy=single_run_backfill,
+        **kwargs,
+    )
 
 
 def read_parquet(paths: str | list[str]) -> str:

@@ -1,13 +1,31 @@
-"""Curated layer: the published Parquet/Snappy files analysts and the warehouse read, and the reconciliation
-`rows_in = rows_out + rows_quarantined + rows_duplicate` that proves no row was dropped silently."""
+"""Curated layer: the published Parquet/Snappy state of each dataset, merged batch by batch, and the
+reconciliation `rows_in = rows_out + rows_quarantined + rows_duplicate` that proves no row of the batch was
+dropped silently.
+
+The merge keeps every curated row whose key the batch did not bring a newer version of, and adds the batch's
+kept rows. A newer version that failed validation removes the older one: the newest version is the truth, and
+it is in quarantine. The file is replaced atomically, so a reader sees the state before or after, never between.
+"""
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, count_rows, key, staged, write_query
+from enrollment_platform.assets.common import (
+    DATASETS,
+    batch_of,
+    count_rows,
+    key,
+    layer_asset,
+    read_parquet,
+    staged,
+    write_query,
+)
+from enrollment_platform.assets.deduped import curated_state_path
 from enrollment_platform.assets.raw import staged_raw_files
-from enrollment_platform.assets.validated import quarantine_path
+from enrollment_platform.assets.redacted import restricted_path, restricted_tables
+from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
@@ -32,41 +50,92 @@ def curated_path(dataset: str) -> list[str]:
     return ["curated", dataset, f"{dataset}.parquet"]
 
 
-def reconcile(lake: LocalLake, engine: DuckDBEngine, dataset: str) -> Reconciliation:
-    """Count every row of the dataset where it ended up, from the files themselves."""
+def reconcile(lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str) -> Reconciliation:
+    """Count every row of the batch where it ended up, from the files themselves."""
     con = engine.connect()
     try:
         return Reconciliation(
-            rows_in=count_rows(con, staged_raw_files(lake, dataset)),
-            rows_out=count_rows(con, lake.path(*curated_path(dataset))),
-            rows_quarantined=count_rows(con, lake.path(*quarantine_path(lake, dataset))),
-            rows_duplicate=count_rows(con, staged(lake, "deduped", dataset), "_duplicate_reason IS NOT NULL"),
+            rows_in=count_rows(con, staged_raw_files(lake, dataset, batch)),
+            rows_out=count_rows(con, staged(lake, "redacted", dataset, batch)),
+            rows_quarantined=count_rows(con, lake.path(*quarantine_parts(dataset, batch))),
+            rows_duplicate=count_rows(con, staged(lake, "deduped", dataset, batch), "_duplicate_reason IS NOT NULL"),
         )
     finally:
         con.close()
 
 
-def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key("curated", dataset),
-        deps=[key("redacted", dataset)],
-        group_name="curated",
-        description=f"{dataset}: the curated Parquet (Snappy) files, written atomically, no raw PII.",
-        kinds={"duckdb", "parquet"},
+def merge_sql(state: str | None, batch_rows: str, winners: str, key_column: str) -> str:
+    """The new state: old rows whose key has no newer version in the batch, plus the batch's kept rows."""
+    if state is None:
+        return f"SELECT * FROM {batch_rows}"
+    kept_state = f'SELECT * FROM {state} WHERE "{key_column}" NOT IN (SELECT k FROM {winners})'
+    return f"{kept_state} UNION ALL BY NAME SELECT * FROM {batch_rows}"
+
+
+def _winners(lake: LocalLake, dataset: str, batch: str) -> str:
+    """Keys the batch brought a newest version of (kept or quarantined)."""
+    primary_key = load_catalog().datasets[dataset].primary_key
+    deduped = read_parquet(staged(lake, "deduped", dataset, batch))
+    return (
+        f'(SELECT "{primary_key}" AS k FROM {deduped} WHERE _duplicate_reason IS NULL AND "{primary_key}" IS NOT NULL)'
     )
-    def curated_asset(lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
+
+
+def merge_into_state(
+    engine, lake, target: list[str], batch_file: str, winners: str, key_column: str
+) -> tuple[int, int]:
+    """Merge a batch into a state file atomically; return (rows in the new state, old rows replaced)."""
+    state_file = lake.path(*target)
+    state = read_parquet(state_file) if Path(state_file).exists() else None
+    con = engine.connect()
+    try:
+        before = count_rows(con, state_file) if state else 0
+        added = count_rows(con, batch_file)
+    finally:
+        con.close()
+    query = merge_sql(state, read_parquet(batch_file), winners, key_column)
+    rows = write_query(engine, lake, query, *target, order_by=f'"{key_column}"')
+    return rows, before + added - rows
+
+
+def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
+    @layer_asset(
+        "curated",
+        dataset,
+        f"{dataset}: the curated Parquet (Snappy) state, merged batch by batch, written atomically, no raw PII.",
+        deps=[key("redacted", dataset)],
+    )
+    def curated_asset(context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
+        batch = batch_of(context)
         primary_key = load_catalog().datasets[dataset].primary_key
-        source = f"SELECT * FROM read_parquet('{staged(lake, 'redacted', dataset)}')"
-        write_query(engine, lake, source, *curated_path(dataset), order_by=f'"{primary_key}"')
-        counts = reconcile(lake, engine, dataset)
+        winners = _winners(lake, dataset, batch)
+        state_rows, replaced = merge_into_state(
+            engine, lake, curated_path(dataset), staged(lake, "redacted", dataset, batch), winners, primary_key
+        )
+        for table, restricted in restricted_tables(dataset).items():
+            merge_into_state(
+                engine,
+                lake,
+                restricted_path(table),
+                staged(lake, "restricted", table, batch),
+                winners,
+                restricted["key"],
+            )
+        counts = reconcile(lake, engine, dataset, batch)
         metadata = {name: dg.MetadataValue.int(value) for name, value in asdict(counts).items()}
-        metadata["reconciled"] = dg.MetadataValue.bool(counts.balanced)
-        metadata["path"] = dg.MetadataValue.path(lake.path(*curated_path(dataset)))
+        metadata |= {
+            "batch": batch,
+            "reconciled": dg.MetadataValue.bool(counts.balanced),
+            "rows_replaced": dg.MetadataValue.int(replaced),
+            "state_rows": dg.MetadataValue.int(state_rows),
+            "path": dg.MetadataValue.path(curated_state_path(lake, dataset)),
+        }
         if not counts.balanced:
             raise dg.Failure(
                 f"{dataset}: rows_in {counts.rows_in} != rows_out {counts.rows_out} + rows_quarantined "
                 f"{counts.rows_quarantined} + rows_duplicate {counts.rows_duplicate}: rows were lost",
                 metadata=metadata,
+                allow_retries=False,
             )
         return dg.MaterializeResult(metadata=metadata)
 
@@ -78,10 +147,12 @@ def build_reconciliation_check(dataset: str) -> dg.AssetChecksDefinition:
         asset=key("curated", dataset),
         name="reconciliation",
         blocking=True,
-        description="rows_in = rows_out + rows_quarantined + rows_duplicate, counted from the files.",
+        description="rows_in = rows_out + rows_quarantined + rows_duplicate for the run's batch, from the files.",
     )
-    def reconciliation_check(lake: LocalLake, engine: DuckDBEngine) -> dg.AssetCheckResult:
-        counts = reconcile(lake, engine, dataset)
+    def reconciliation_check(
+        context: dg.AssetCheckExecutionContext, lake: LocalLake, engine: DuckDBEngine
+    ) -> dg.AssetCheckResult:
+        counts = reconcile(lake, engine, dataset, batch_of(context))
         return dg.AssetCheckResult(passed=counts.balanced, metadata=counts.to_dict())
 
     return reconciliation_check

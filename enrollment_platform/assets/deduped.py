@@ -1,30 +1,58 @@
-"""Deduplicated layer: exact duplicates and superseded versions of a record are set aside, with a reason."""
+"""Deduplicated layer: exact duplicates and superseded versions of a record are set aside, with a reason.
+
+A batch row is compared with the batch and with the curated state of earlier batches, so the newest version of
+a record wins whatever order the files arrived in.
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, count_rows, key, staged, write_query
+from enrollment_platform.assets.common import (
+    DATASETS,
+    batch_of,
+    count_rows,
+    key,
+    layer_asset,
+    read_parquet,
+    staged,
+    staged_parts,
+    write_query,
+)
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.dedup import ranked_sql
 
 
+def curated_state_path(lake: LocalLake, dataset: str) -> str:
+    """The curated layer's current rows of a dataset (all batches so far)."""
+    return lake.path("curated", dataset, f"{dataset}.parquet")
+
+
+def curated_state_source(lake: LocalLake, dataset: str) -> str | None:
+    path = curated_state_path(lake, dataset)
+    return read_parquet(path) if Path(path).exists() else None
+
+
 def build_deduped_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key("deduped", dataset),
+    @layer_asset(
+        "deduped",
+        dataset,
+        f"{dataset}: one row per record; removed duplicates keep the reason and the row they lost to.",
         deps=[key("standardized", dataset)],
-        group_name="deduped",
-        description=f"{dataset}: one row per record; removed duplicates keep the reason and the row they lost to.",
-        kinds={"duckdb", "parquet"},
     )
-    def deduped_asset(lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
+    def deduped_asset(context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
         catalog = load_catalog()
-        source = f"read_parquet('{staged(lake, 'standardized', dataset)}')"
-        query = ranked_sql(catalog.datasets[dataset], catalog.last_modified_column, source)
-        rows = write_query(engine, lake, query, "staging", "deduped", dataset, f"{dataset}.parquet")
+        batch = batch_of(context)
+        source = read_parquet(staged(lake, "standardized", dataset, batch))
+        state = curated_state_source(lake, dataset)
+        query = ranked_sql(catalog.datasets[dataset], catalog.last_modified_column, source, state)
+        rows = write_query(engine, lake, query, *staged_parts("deduped", dataset, batch))
         con = engine.connect()
-        duplicates = count_rows(con, staged(lake, "deduped", dataset), "_duplicate_reason IS NOT NULL")
-        exact = count_rows(con, staged(lake, "deduped", dataset), "_exact_duplicate")
+        output = staged(lake, "deduped", dataset, batch)
+        duplicates = count_rows(con, output, "_duplicate_reason IS NOT NULL")
+        exact = count_rows(con, output, "_exact_duplicate")
         con.close()
         return dg.MaterializeResult(
             metadata={

@@ -1,31 +1,37 @@
-"""Raw layer: the inventory of each dataset's files, each staged as all-text Parquet with lineage.
+"""Raw layer: the run's batch of each dataset's raw files, each staged as all-text Parquet with lineage.
 
-A file is staged once per content fingerprint (path, size, modification time); unchanged files are not read
-again. A file that holds no table at all is listed as rejected, with its reason, in the quarantine zone.
+The batch is every file of the run's ingestion dates that the ledger has not seen with this content
+(enrollment_platform.bookmarks). A staged copy is kept per content, so a run that dies and is rerun does not
+parse its files again. A file that holds no table at all is listed as rejected, with its reason.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, count_rows, key, markdown_table, read_parquet
+from enrollment_platform.assets.common import DATASETS, batch_of, count_rows, key, markdown_table, read_parquet
+from enrollment_platform.bookmarks import BatchFile, load_ledger, pending_files, read_batch, write_batch
 from enrollment_platform.config import load_catalog
+from enrollment_platform.partitions import batch_range, in_range, ingest_date, ingest_date_partitions
+from enrollment_platform.partitions import single_run_backfill
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import LocalRawLayer, RawFile
-from enrollment_platform.transforms.read_raw import FileReport, file_fingerprint, stage_raw_file
+from enrollment_platform.retries import EXTERNAL_IO_RETRY
+from enrollment_platform.transforms.read_raw import FileReport, stage_raw_file
 from enrollment_platform.transforms.sql import quote_ident
 
 
-def staged_raw_files(lake: LocalLake, dataset: str) -> list[str]:
-    """The staged Parquet files of every raw file currently in the dataset's raw folders."""
-    return lake.list("staging", "raw", dataset)
+def staged_raw_files(lake: LocalLake, dataset: str, batch: str) -> list[str]:
+    """The staged Parquet files of the batch's raw files."""
+    return [f.staged for f in read_batch(lake, batch, dataset)]
 
 
-def staged_raw_source(lake: LocalLake, dataset: str) -> str:
-    """SQL source over the staged raw files; an empty table of the right shape when there are none."""
-    files = staged_raw_files(lake, dataset)
+def staged_raw_source(lake: LocalLake, dataset: str, batch: str) -> str:
+    """SQL source over the batch's staged raw rows; an empty table of the right shape when there are none."""
+    files = staged_raw_files(lake, dataset, batch)
     if files:
         return read_parquet(files)
     columns = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in load_catalog().datasets[dataset].columns)
@@ -35,16 +41,17 @@ def staged_raw_source(lake: LocalLake, dataset: str) -> str:
     )
 
 
-def _stage(engine: DuckDBEngine, lake: LocalLake, raw_file: RawFile, dataset: str) -> tuple[str, FileReport]:
-    fingerprint = file_fingerprint(raw_file.path)
-    target = lake.path("staging", "raw", dataset, f"{fingerprint}.parquet")
+def _stage(engine: DuckDBEngine, lake: LocalLake, raw_file: RawFile, identity: str) -> tuple[str, FileReport]:
+    """Stage one raw file (or reuse its staged copy for the same content)."""
+    name = hashlib.sha256(f"{raw_file.relative}|{identity}".encode()).hexdigest()[:24]
+    target = lake.path("staging", "raw", raw_file.dataset, f"{name}.parquet")
     report_path = Path(target).with_suffix(".json")
     if Path(target).exists() and report_path.exists():
         return target, FileReport(**json.loads(report_path.read_text()))
-    spec = load_catalog().datasets[dataset]
+    spec = load_catalog().datasets[raw_file.dataset]
     con = engine.connect()
     try:
-        with lake.atomic_write("staging", "raw", dataset, f"{fingerprint}.parquet") as temporary:
+        with lake.atomic_write("staging", "raw", raw_file.dataset, f"{name}.parquet") as temporary:
             report = stage_raw_file(con, raw_file.path, raw_file.relative, spec, Path(temporary))
     finally:
         con.close()
@@ -52,7 +59,7 @@ def _stage(engine: DuckDBEngine, lake: LocalLake, raw_file: RawFile, dataset: st
     return target, report
 
 
-def _rejected_files_table(lake: LocalLake, engine: DuckDBEngine, dataset: str, rejected: list[FileReport], run_id: str):
+def _write_rejected_files(lake, engine, dataset: str, batch: str, rejected: list[FileReport], run_id: str) -> None:
     con = engine.connect()
     try:
         con.execute("CREATE TABLE rejected (path VARCHAR, reason VARCHAR, size_bytes BIGINT, run_id VARCHAR)")
@@ -61,42 +68,58 @@ def _rejected_files_table(lake: LocalLake, engine: DuckDBEngine, dataset: str, r
                 "INSERT INTO rejected VALUES (?, ?, ?, ?)",
                 [(r.path, "; ".join(r.messages), r.size_bytes, run_id) for r in rejected],
             )
-        with lake.atomic_write("quarantine", dataset, "rejected_files.parquet") as temporary:
+        with lake.atomic_write(*rejected_files_path(dataset, batch)) as temporary:
             con.execute(f"COPY rejected TO '{temporary}' (FORMAT parquet)")
     finally:
         con.close()
+
+
+def rejected_files_path(dataset: str, batch: str) -> list[str]:
+    return ["quarantine", dataset, f"batch={batch}", "rejected_files.parquet"]
 
 
 def build_raw_asset(dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=key("raw", dataset),
         group_name="raw",
-        description=f"Inventory of the raw {dataset} files (CSV, JSON lines, Parquet), each staged as text.",
+        description=f"The run's batch of raw {dataset} files (CSV, JSON lines, Parquet), each staged as text.",
         kinds={"duckdb", "parquet"},
+        retry_policy=EXTERNAL_IO_RETRY,
+        partitions_def=ingest_date_partitions,
+        backfill_policy=single_run_backfill,
     )
     def raw_asset(
         context: dg.AssetExecutionContext, raw_layer: LocalRawLayer, lake: LocalLake, engine: DuckDBEngine
     ) -> dg.MaterializeResult:
+        batch = batch_of(context)
+        first, last = batch_range(context.run.tags)
         inventory = raw_layer.inventory(load_catalog())
-        staged, reports = [], []
-        for raw_file in inventory.files[dataset]:
-            path, report = _stage(engine, lake, raw_file, dataset)
-            staged.append(path)
+        in_batch = [
+            f for f in inventory.files[dataset] if in_range(ingest_date(f.relative, f.modified_ns), first, last)
+        ]
+        todo = pending_files(in_batch, load_ledger(lake))
+        files, reports = [], []
+        for raw_file, identity in todo:
+            staged, report = _stage(engine, lake, raw_file, identity)
+            day = ingest_date(raw_file.relative, raw_file.modified_ns)
+            files.append(
+                BatchFile(dataset, raw_file.relative, raw_file.size_bytes, raw_file.modified_ns, identity, day, staged)
+            )
             reports.append(report)
             if report.status != "ok":
                 context.log.warning(f"{report.path}: {'; '.join(report.messages)}")
-        for stale in set(staged_raw_files(lake, dataset)) - set(staged):
-            Path(stale).unlink()
-            Path(stale).with_suffix(".json").unlink(missing_ok=True)
+        write_batch(lake, batch, dataset, files)
         rejected = [r for r in reports if r.status == "rejected"]
-        _rejected_files_table(lake, engine, dataset, rejected, context.run_id)
+        _write_rejected_files(lake, engine, dataset, batch, rejected, context.run.run_id)
         con = engine.connect()
-        rows_in = count_rows(con, staged)
+        rows_in = count_rows(con, [f.staged for f in files])
         con.close()
         return dg.MaterializeResult(
             metadata={
+                "batch": batch,
                 "rows_in": dg.MetadataValue.int(rows_in),
-                "files": dg.MetadataValue.int(len(reports)),
+                "files": dg.MetadataValue.int(len(files)),
+                "files_already_processed": dg.MetadataValue.int(len(in_batch) - len(files)),
                 "files_rejected": dg.MetadataValue.int(len(rejected)),
                 "lines_rejected": dg.MetadataValue.int(sum(r.rejected_lines for r in reports)),
                 "bytes": dg.MetadataValue.int(sum(r.size_bytes for r in reports)),

@@ -7,7 +7,16 @@ Each redacted asset also writes the run's PII detection report for its dataset
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, key, markdown_table, staged, write_query
+from enrollment_platform.assets.common import (
+    DATASETS,
+    batch_of,
+    key,
+    layer_asset,
+    markdown_table,
+    staged,
+    staged_parts,
+    write_query,
+)
 from enrollment_platform.config import load_catalog, load_pii_policy
 from enrollment_platform.pii.detectors import default_detector
 from enrollment_platform.pii.duckdb_functions import PiiEngine
@@ -24,13 +33,14 @@ def restricted_tables(dataset: str) -> dict[str, dict]:
 
 
 def restricted_path(table: str) -> list[str]:
+    """The restricted table's current rows (all batches so far), outside the curated layer."""
     return ["restricted", table, f"{table}.parquet"]
 
 
-def detect_pii(engine: DuckDBEngine, lake: LocalLake, dataset: str) -> DatasetScan:
+def detect_pii(engine: DuckDBEngine, lake: LocalLake, dataset: str, batch: str) -> DatasetScan:
     """Scan every row this run took in (the standardized layer) with the detector, canonical columns only."""
     spec = load_catalog().datasets[dataset]
-    relation = f"read_parquet({quote_literal(staged(lake, 'standardized', dataset))})"
+    relation = f"read_parquet({quote_literal(staged(lake, 'standardized', dataset, batch))})"
     con = engine.connect()
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
@@ -58,29 +68,26 @@ def report_metadata(scan: DatasetScan, path: str) -> dict[str, dg.MetadataValue]
 
 
 def build_redacted_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key("redacted", dataset),
+    @layer_asset(
+        "redacted",
+        dataset,
+        f"{dataset}: PII hashed, masked, generalized or dropped per the PII policy; PII detection report.",
         deps=[key("validated", dataset)],
-        group_name="redacted",
-        description=f"{dataset}: PII hashed, masked, generalized or dropped per the PII policy; PII detection report.",
-        kinds={"duckdb", "parquet"},
     )
     def redacted_asset(
         context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, pii_key: PiiKey
     ) -> dg.MaterializeResult:
         policy = load_pii_policy()
         spec = load_catalog().datasets[dataset]
-        source = f"read_parquet('{staged(lake, 'validated', dataset)}')"
+        batch = batch_of(context)
+        source = f"read_parquet('{staged(lake, 'validated', dataset, batch)}')"
         protected = policy.get("datasets", {}).get(dataset, {})
         key_bytes = pii_key.key() if protected and needs_key({"datasets": {dataset: protected}}) else None
         rows = write_query(
             PiiEngine(engine),
             lake,
             redact_sql(spec, policy, key_bytes, source),
-            "staging",
-            "redacted",
-            dataset,
-            f"{dataset}.parquet",
+            *staged_parts("redacted", dataset, batch),
         )
         metadata = {
             "rows": dg.MetadataValue.int(rows),
@@ -90,9 +97,9 @@ def build_redacted_asset(dataset: str) -> dg.AssetsDefinition:
             columns = [restricted["key"], *restricted["columns"]]
             query = f"SELECT {column_list(columns)} FROM {source}"
             metadata[f"{table}_rows"] = dg.MetadataValue.int(
-                write_query(engine, lake, query, *restricted_path(table), order_by=restricted["key"])
+                write_query(engine, lake, query, *staged_parts("restricted", table, batch), order_by=restricted["key"])
             )
-        scan = detect_pii(engine, lake, dataset)
+        scan = detect_pii(engine, lake, dataset, batch)
         metadata |= report_metadata(scan, write_report(lake, context.run_id, dataset, scan.detections))
         for column, found in scan.unprotected.items():
             context.log.warning(

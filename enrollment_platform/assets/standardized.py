@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, key, write_query
+from enrollment_platform.assets.common import DATASETS, batch_of, key, layer_asset, staged, staged_parts, write_query
 from enrollment_platform.assets.raw import staged_raw_source
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
@@ -11,24 +11,24 @@ from enrollment_platform.transforms.standardize import standardize_sql
 
 
 def build_standardized_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key("standardized", dataset),
+    @layer_asset(
+        "standardized",
+        dataset,
+        f"{dataset}: canonical columns and types; values that do not parse carry a reason.",
         deps=[key("raw", dataset)],
-        group_name="standardized",
-        description=f"{dataset}: canonical columns and types; values that do not parse carry a reason.",
-        kinds={"duckdb", "parquet"},
     )
-    def standardized_asset(lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
+    def standardized_asset(
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine
+    ) -> dg.MaterializeResult:
         catalog = load_catalog()
-        spec = catalog.datasets[dataset]
-        source = staged_raw_source(lake, dataset)
-        query = standardize_sql(spec, catalog, source)
-        rows = write_query(engine, lake, query, "staging", "standardized", dataset, f"{dataset}.parquet")
+        batch = batch_of(context)
+        query = standardize_sql(catalog.datasets[dataset], catalog, staged_raw_source(lake, dataset, batch))
+        rows = write_query(engine, lake, query, *staged_parts("standardized", dataset, batch))
         con = engine.connect()
         errors = con.execute(
-            f"SELECT count(*) FILTER (WHERE len(_type_errors) > 0), count(*) FILTER (WHERE len(_flags) > 0), "
-            f"count(*) FILTER (WHERE _exact_duplicate) "
-            f"FROM read_parquet('{lake.path('staging', 'standardized', dataset, dataset + '.parquet')}')"
+            "SELECT count(*) FILTER (WHERE len(_type_errors) > 0), count(*) FILTER (WHERE len(_flags) > 0), "
+            "count(*) FILTER (WHERE _exact_duplicate) FROM read_parquet(?)",
+            [staged(lake, "standardized", dataset, batch)],
         ).fetchone()
         con.close()
         return dg.MaterializeResult(

@@ -1,17 +1,38 @@
-"""Warehouse layer: the star schema (dimensions, enrollment fact), the restricted PII table and dq_results."""
+"""Warehouse layer: the star schema (dimensions, enrollment fact), the restricted PII table and dq_results,
+loaded from the curated state; then the bookmark of the batch's raw files, which advances only after every load
+has committed."""
+
+from pathlib import Path
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, key, read_parquet, write_query
+from enrollment_platform import bookmarks
+from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
 from enrollment_platform.assets.curated import curated_path
 from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
+from enrollment_platform.partitions import ingest_date_partitions, single_run_backfill
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.resources.warehouse import DuckDBWarehouse
+from enrollment_platform.resources.warehouse import DuckDBWarehouse, LoadResult
+from enrollment_platform.retries import EXTERNAL_IO_RETRY
 
 
-def _load_metadata(result) -> dict:
+def warehouse_asset(name: str, deps: list[dg.AssetKey], description: str, kinds=("duckdb", "table")):
+    """@dg.asset for one warehouse object, partitioned like the layers it loads from."""
+    return dg.asset(
+        key=key("warehouse", name),
+        deps=deps,
+        group_name="warehouse",
+        description=description,
+        kinds=set(kinds),
+        partitions_def=ingest_date_partitions,
+        backfill_policy=single_run_backfill,
+        retry_policy=EXTERNAL_IO_RETRY,
+    )
+
+
+def _load_metadata(result: LoadResult) -> dict:
     return {
         "rows": dg.MetadataValue.int(result.rows),
         "inserted": dg.MetadataValue.int(result.inserted),
@@ -20,20 +41,26 @@ def _load_metadata(result) -> dict:
     }
 
 
+def _no_state(path: str) -> dg.MaterializeResult | None:
+    if Path(path).exists():
+        return None
+    return dg.MaterializeResult(metadata={"rows": dg.MetadataValue.int(0), "note": "no curated data yet"})
+
+
 def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
     is_fact = bool(spec.references)
     deps = [key("curated", spec.dataset), *(key("warehouse", dim) for dim, _ in spec.references.values())]
 
-    @dg.asset(
-        key=key("warehouse", spec.table),
-        deps=deps,
-        group_name="warehouse",
-        description=f"{spec.table}: {'fact' if is_fact else 'dimension'} keyed on {spec.natural_key}, "
-        f"surrogate key {spec.surrogate_key}; idempotent upsert.",
-        kinds={"duckdb", "table"},
+    @warehouse_asset(
+        spec.table,
+        deps,
+        f"{spec.table}: {'fact' if is_fact else 'dimension'} keyed on {spec.natural_key}, "
+        f"surrogate key {spec.surrogate_key}; idempotent upsert from the curated state.",
     )
     def table_asset(lake: LocalLake, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         parquet = lake.path(*curated_path(spec.dataset))
+        if skipped := _no_state(parquet):
+            return skipped
         result = warehouse.load_fact(spec, parquet) if is_fact else warehouse.load_dimension(spec, parquet)
         return dg.MaterializeResult(metadata=_load_metadata(result))
 
@@ -41,54 +68,64 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
 
 
 def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key("warehouse", table),
-        deps=[key("redacted", dataset)],
-        group_name="warehouse",
-        description=f"{table}: raw PII of {dataset}, restricted to the PII-admin role.",
-        kinds={"duckdb", "table"},
+    @warehouse_asset(
+        table, [key("curated", dataset)], f"{table}: raw PII of {dataset}, restricted to the PII-admin role."
     )
     def restricted_asset(lake: LocalLake, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        parquet = lake.path(*restricted_path(table))
+        if skipped := _no_state(parquet):
+            return skipped
         spec = DimensionSpec(table, dataset, natural_key, f"{table}_key")
-        return dg.MaterializeResult(
-            metadata=_load_metadata(warehouse.load_table(spec, lake.path(*restricted_path(table))))
-        )
+        return dg.MaterializeResult(metadata=_load_metadata(warehouse.load_table(spec, parquet)))
 
     return restricted_asset
 
 
-@dg.asset(
-    key=key("warehouse", "dq_results"),
-    deps=[key("validated", dataset) for dataset in DATASETS],
-    group_name="warehouse",
-    description="One row per rule and run: evaluated, failed, score, outcome.",
-    kinds={"duckdb", "table"},
+@warehouse_asset(
+    "dq_results",
+    [key("validated", dataset) for dataset in DATASETS],
+    "One row per rule and run: evaluated, failed, score, outcome.",
 )
 def dq_results_table(
     context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, warehouse: DuckDBWarehouse
 ) -> dg.MaterializeResult:
-    files = [f for f in lake.list("dq_results") if f"run_id={context.run_id}" in f]
+    run_id = context.run.run_id
+    files = [f for f in lake.list("dq_results") if f"run_id={run_id}" in f]
     if not files:
-        raise dg.Failure(f"no dq_results for run {context.run_id}: did the validated assets run?")
-    combined = write_query(
-        engine,
-        lake,
-        f"SELECT * FROM {read_parquet(files)}",
-        "staging",
-        "dq_results",
-        f"{context.run_id}.parquet",
-    )
-    loaded = warehouse.append_results(
-        "dq_results", lake.path("staging", "dq_results", f"{context.run_id}.parquet"), context.run_id
-    )
+        raise dg.Failure(f"no dq_results for run {run_id}: did the validated assets run?", allow_retries=False)
+    staged = ["staging", "dq_results", f"{run_id}.parquet"]
+    combined = write_query(engine, lake, f"SELECT * FROM {read_parquet(files)}", *staged)
+    loaded = warehouse.append_results("dq_results", lake.path(*staged), run_id)
     return dg.MaterializeResult(
         metadata={"rules": dg.MetadataValue.int(combined), "rows_loaded": dg.MetadataValue.int(loaded)}
     )
 
 
-warehouse_assets = [build_table_asset(spec) for spec in load_catalog().warehouse.values()]
-warehouse_assets += [
-    build_restricted_asset(table, spec["dataset"], spec["key"])
-    for table, spec in load_pii_policy().get("restricted", {}).items()
-]
-warehouse_assets.append(dq_results_table)
+def build_warehouse_assets() -> list[dg.AssetsDefinition]:
+    assets = [build_table_asset(spec) for spec in load_catalog().warehouse.values()]
+    assets += [
+        build_restricted_asset(table, spec["dataset"], spec["key"])
+        for table, spec in load_pii_policy().get("restricted", {}).items()
+    ]
+    assets.append(dq_results_table)
+    return assets
+
+
+warehouse_assets = build_warehouse_assets()
+
+
+@dg.asset(
+    key=key("state", "raw_bookmarks"),
+    deps=[asset.key for asset in warehouse_assets],
+    group_name="warehouse",
+    description="Marks the batch's raw files processed, after every warehouse load has committed.",
+    kinds={"parquet"},
+    partitions_def=ingest_date_partitions,
+    backfill_policy=single_run_backfill,
+)
+def raw_bookmarks(context: dg.AssetExecutionContext, lake: LocalLake) -> dg.MaterializeResult:
+    committed = bookmarks.commit(lake, batch_of(context), list(DATASETS), context.run.run_id)
+    return dg.MaterializeResult(metadata={"files_committed": dg.MetadataValue.int(committed)})
+
+
+warehouse_assets.append(raw_bookmarks)

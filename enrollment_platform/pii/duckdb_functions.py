@@ -34,7 +34,8 @@ def register_pii_functions(con: duckdb.DuckDBPyConnection, detector: Detector | 
 
 def redact_text_sql(value: str, prefilter: str) -> str:
     """SQL redacting free text: cells that cannot hold PII are passed through without calling Python."""
-    return f"CASE WHEN regexp_matches({value}, {quote_literal(prefilter)}) THEN {REDACT_FUNCTION}({value}) ELSE {value} END"
+    candidate = f"regexp_matches({value}, {quote_literal(prefilter)})"
+    return f"CASE WHEN {candidate} THEN {REDACT_FUNCTION}({value}) ELSE {value} END"
 
 
 class PiiEngine:

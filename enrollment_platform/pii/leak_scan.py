@@ -45,7 +45,9 @@ def allowed_pairs(policy: Mapping[str, Any]) -> dict[str, set[str]]:
     return {column: set(entities) for column, entities in allow.items()}
 
 
-def scan_relation(fetch: Fetch, table: str, relation: str, columns: list[tuple[str, str]], detector: Detector) -> list[Leak]:
+def scan_relation(
+    fetch: Fetch, table: str, relation: str, columns: list[tuple[str, str]], detector: Detector
+) -> list[Leak]:
     """Leaks in the text columns of one relation, minus the allowed (column, entity) pairs."""
     allow = allowed_pairs(load_pii_policy())
     text_columns = [(name, data_type) for name, data_type in columns if is_text(data_type)]
@@ -66,7 +68,9 @@ def scan_parquet(engine: DuckDBEngine, label: str, paths: list[str], detector: D
     con = engine.connect()
     try:
         columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-        return scan_relation(lambda sql: con.execute(sql).fetchall(), label, relation, columns, detector or default_detector())
+        return scan_relation(
+            lambda sql: con.execute(sql).fetchall(), label, relation, columns, detector or default_detector()
+        )
     finally:
         con.close()
 
@@ -121,6 +125,8 @@ def build_curated_leak_check(dataset: str) -> dg.AssetChecksDefinition:
 
 
 def build_warehouse_leak_check(table: str) -> dg.AssetChecksDefinition:
+    """The check of the warehouse table asset `warehouse/<table>`."""
+
     @dg.asset_check(
         asset=key("warehouse", table),
         name=CHECK_NAME,
@@ -134,7 +140,9 @@ def build_warehouse_leak_check(table: str) -> dg.AssetChecksDefinition:
 
 
 def _warehouse_tables() -> list[str]:
-    return [asset_key.path[-1] for asset in warehouse_assets for asset_key in asset.keys]
+    """The warehouse table assets (`warehouse/<table>`; other keys in that module are not tables)."""
+    keys = [asset_key for asset in warehouse_assets for asset_key in asset.keys]
+    return [asset_key.path[-1] for asset_key in keys if asset_key.path[0] == "warehouse" and len(asset_key.path) == 2]
 
 
 leak_checks = [build_curated_leak_check(d) for d in DATASETS if not is_restricted(d)]

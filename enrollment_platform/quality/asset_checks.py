@@ -14,8 +14,9 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from enrollment_platform.assets.common import key, staged
-from enrollment_platform.assets.validated import quarantine_path
+from enrollment_platform.assets.common import batch_of, key, staged
+from enrollment_platform.assets.deduped import curated_state_path
+from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog, load_quality_settings
 from enrollment_platform.quality.pandera_checks import failing_rows
 from enrollment_platform.quality.rules import DQRule, references_of
@@ -42,8 +43,8 @@ def _latest_rule_results(lake: LocalLake, dataset: str, run_id: str) -> dict[str
     return {row["rule_id"]: row for row in pl.read_parquet(files[0]).to_dicts()}
 
 
-def _quarantined_keys(lake: LocalLake, dataset: str, rule_text: str, primary_key: str) -> list[str]:
-    path = lake.path(*quarantine_path(lake, dataset))
+def _quarantined_keys(lake: LocalLake, dataset: str, batch: str, rule_text: str, primary_key: str) -> list[str]:
+    path = lake.path(*quarantine_parts(dataset, batch))
     if not Path(path).exists():
         return []
     rows = duckdb.execute(
@@ -54,7 +55,7 @@ def _quarantined_keys(lake: LocalLake, dataset: str, rule_text: str, primary_key
     return [str(r[0]) for r in rows]
 
 
-def _result(dataset: str, rule: DQRule, outcome, frame: pl.DataFrame, found: dict, lake: LocalLake):
+def _result(dataset: str, batch: str, rule: DQRule, outcome, frame: pl.DataFrame, found: dict, lake: LocalLake):
     primary_key = load_catalog().datasets[dataset].primary_key
     metadata = {"rule": rule.text, "severity": rule.severity}
     if found:
@@ -72,7 +73,7 @@ def _result(dataset: str, rule: DQRule, outcome, frame: pl.DataFrame, found: dic
         metadata["output_failed"] = len(failing)
         sample = [str(frame[i, primary_key]) for i in failing[:SAMPLE_KEYS] if i < frame.height]
         if rule.severity == "blocking":
-            sample = sample or _quarantined_keys(lake, dataset, rule.text, primary_key)
+            sample = sample or _quarantined_keys(lake, dataset, batch, rule.text, primary_key)
         metadata["sample_failing_keys"] = dg.MetadataValue.json(sample)
     severity = dg.AssetCheckSeverity.ERROR if rule.severity == "blocking" else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
@@ -82,6 +83,14 @@ def _result(dataset: str, rule: DQRule, outcome, frame: pl.DataFrame, found: dic
         severity=severity,
         metadata=metadata,
     )
+
+
+def _state_frame(lake: LocalLake, dataset: str) -> pl.DataFrame:
+    """The curated rows of a dataset (empty, with its key columns, before the first batch)."""
+    path = curated_state_path(lake, dataset)
+    if Path(path).exists():
+        return pl.read_parquet(path)
+    return pl.DataFrame(schema=dict.fromkeys(load_catalog().datasets[dataset].columns, pl.String))
 
 
 def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecksDefinition:
@@ -99,12 +108,13 @@ def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecks
 
     @dg.multi_asset_check(specs=specs, name=f"{dataset}_dq_rules")
     def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
-        frame = pl.read_parquet(staged(lake, "validated", dataset))
-        refs = {r: pl.read_parquet(staged(lake, "validated", r)) for r in references}
+        batch = batch_of(context)
+        frame = pl.read_parquet(staged(lake, "validated", dataset, batch))
+        refs = {r: _state_frame(lake, r) for r in references}
         outcomes = failing_rows(list(rules), frame, refs)
         found = _latest_rule_results(lake, dataset, context.run.run_id)
         for rule in rules:
-            yield _result(dataset, rule, outcomes[rule.rule_id], frame, found.get(rule.rule_id, {}), lake)
+            yield _result(dataset, batch, rule, outcomes[rule.rule_id], frame, found.get(rule.rule_id, {}), lake)
 
     return rule_checks
 
@@ -113,13 +123,13 @@ def build_near_duplicate_check(dataset: str, columns: list[str]) -> dg.AssetChec
     """Warn when distinct ids share the same identifying attributes (the same entity under a new id)."""
 
     @dg.asset_check(
-        asset=key("validated", dataset),
+        asset=key("curated", dataset),
         name="near_duplicate_entities",
         description=f"Distinct ids with the same {', '.join(columns)} (case-insensitive).",
     )
     def near_duplicates(lake: LocalLake) -> dg.AssetCheckResult:
         primary_key = load_catalog().datasets[dataset].primary_key
-        frame = pl.read_parquet(staged(lake, "validated", dataset))
+        frame = _state_frame(lake, dataset)
         normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
         groups = (
             frame.select(pl.col(primary_key), *normalized)

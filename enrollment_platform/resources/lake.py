@@ -33,6 +33,8 @@ class LocalLake(dg.ConfigurableResource):
     def atomic_write(self, *parts: str):
         """Yield a temporary path beside the target; on success rename it into place, else remove it."""
         final = Path(self.path(*parts))
+        for stale in final.parent.glob(f".{final.name}.*.tmp"):  # left by a writer that was killed
+            stale.unlink(missing_ok=True)
         temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
         try:
             yield str(temporary)

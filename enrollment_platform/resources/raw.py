@@ -16,6 +16,7 @@ class RawFile:
     relative: str  # path inside the raw layer, as shown to people and kept as lineage
     size_bytes: int
     modified_ns: int
+    etag: str = ""  # the object store's content tag (S3 ETag); empty for local files
 
 
 @dataclass(frozen=True)

@@ -64,18 +64,22 @@ def validate_dataset(
     rules: tuple[DQRule, ...],
     deduped_path: str,
     references: dict[str, str],
-    staged_raw: list[str],
+    staged_raw: str,
     run_id: str,
     kept_path: str,
     quarantine_path: str,
 ) -> list[RuleResult]:
-    """Split the deduplicated rows into kept (with nulled values and flags) and quarantined rows."""
+    """Split the deduplicated rows into kept (with nulled values and flags) and quarantined rows.
+
+    `references` maps each dataset a ReferentialIntegrity rule names to a SQL relation of its rows, and
+    `staged_raw` is the relation of the batch's original text rows (the quarantine shows them).
+    """
     con.execute(
         f'CREATE OR REPLACE TEMP VIEW "primary" AS SELECT * FROM {_parquet(deduped_path)} '
         "WHERE _duplicate_reason IS NULL"
     )
-    for name, path in references.items():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {_parquet(path)}")
+    for name, source in references.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {source}")
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
     fail_columns = ", ".join(f"{row_fail_sql(r.node)} AS _fail_{r.index}" for r in row_rules)
     con.execute(
@@ -113,7 +117,7 @@ def _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, q
             j._rejected AS DataQualityRulesFail, j._all_flags AS DataQualityFlags,
             j._passed AS DataQualityRulesPass, 'Failed' AS DataQualityEvaluationResult
         FROM judged j
-        LEFT JOIN {_parquet(staged_raw)} r
+        LEFT JOIN {staged_raw} r
             ON r._source_file = j._source_file AND r._source_row = j._source_row
             AND r._raw_line IS NULL AND j._raw_line IS NULL
         WHERE len(j._rejected) > 0

@@ -1,0 +1,149 @@
+"""Incremental, partitioned and crash-safe runs converge to the result of one clean run."""
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from enrollment_platform.generator import generate_raw_layer
+from enrollment_platform.resources.warehouse import duckdb_path
+from enrollment_platform.runner import execute_batch, run_pipeline, summarize
+from enrollment_platform_tests.conftest import REPO, local_settings
+
+pytestmark = pytest.mark.slow
+
+DAY_ONE, DAY_TWO = "2024-09-01", "2024-09-02"
+STAR = ("student_dim", "course_dim", "instructor_dim", "enrollment_fact", "student_pii")
+# what an enrollment row means, with dimension keys replaced by the natural ids they stand for
+FACT_BY_NATURAL_KEYS = """
+    SELECT f.* EXCLUDE (enrollment_key, student_key, course_key, instructor_key, source_file),
+        s.student_id, c.course_id, i.instructor_id
+    FROM enrollment_fact f JOIN student_dim s USING (student_key) JOIN course_dim c USING (course_key)
+    LEFT JOIN instructor_dim i USING (instructor_key)
+"""
+
+
+@pytest.fixture(scope="module")
+def raw_flat(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("flat") / "raw"
+    generate_raw_layer(raw, 1200, seed=21)
+    return raw
+
+
+def by_day(raw_flat: Path, target: Path) -> Path:
+    """The same files under ingest_date= folders: dimensions and the first enrollment file on day one."""
+    day_two = {"enrollments_0001.csv", "enrollments_late.parquet"}
+    for file in raw_flat.glob("*/*.*"):
+        day = DAY_TWO if file.name in day_two else DAY_ONE
+        destination = target / file.parent.name / f"ingest_date={day}" / file.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, destination)
+    return target
+
+
+def contents(settings, exact: bool = False) -> dict[str, list]:
+    """Warehouse tables as sorted rows; unless exact, without surrogate keys and file lineage."""
+    with duckdb.connect(duckdb_path(settings.warehouse_url), read_only=True) as con:
+        if exact:
+            return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in STAR}
+        tables = {}
+        for table in ("student_dim", "course_dim", "instructor_dim"):
+            key = table.replace("_dim", "_key")
+            query = f"SELECT * EXCLUDE ({key}, source_file) FROM {table}"
+            tables[table] = sorted(con.execute(query).fetchall(), key=repr)
+        tables["enrollment_fact"] = sorted(con.execute(FACT_BY_NATURAL_KEYS).fetchall(), key=repr)
+        return tables
+
+
+def test_two_day_partitions_equal_one_unpartitioned_run(raw_flat, tmp_path):
+    flat = local_settings(tmp_path / "flat", raw_flat)
+    assert run_pipeline(flat).success
+    days = local_settings(tmp_path / "days", by_day(raw_flat, tmp_path / "raw_days"))
+    for day in (DAY_ONE, DAY_TWO):
+        result = execute_batch(days, day, day)
+        assert result.success
+        summary = summarize(result, days, days.raw_uri)
+        assert all(counts["reconciled"] for counts in summary.datasets.values())
+    assert contents(days) == contents(flat)
+
+
+def test_a_two_day_backfill_in_one_run_equals_one_unpartitioned_run(raw_flat, tmp_path):
+    flat = local_settings(tmp_path / "flat", raw_flat)
+    assert run_pipeline(flat).success
+    days = local_settings(tmp_path / "days", by_day(raw_flat, tmp_path / "raw_days"))
+    assert execute_batch(days, DAY_ONE, DAY_TWO).success
+    assert contents(days) == contents(flat)
+
+
+def test_unchanged_files_are_not_read_again_and_a_new_file_is_the_only_one_processed(raw_flat, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_flat, raw)
+    settings = local_settings(tmp_path / "home", raw)
+    assert run_pipeline(settings).success
+    assert run_pipeline(settings).nothing_new
+    (raw / "enrollments" / "enrollments_0000.csv").touch()  # touched, same bytes: still processed
+    assert run_pipeline(settings).nothing_new
+    header = (raw / "enrollments" / "enrollments_0000.csv").read_text().splitlines()[0]
+    students = duckdb.execute(
+        f"SELECT student_id FROM read_csv('{raw}/students/*.csv', all_varchar=true) LIMIT 2"
+    ).fetchall()
+    columns = header.split(",")
+    rows = []
+    for number, (student,) in enumerate(students):
+        values = dict.fromkeys(columns, "")
+        values.update(
+            enrollment_id=f"9{number:06d}",
+            student_id=student,
+            course_id="101",
+            enrollment_date="2024-10-01",
+            marks="80",
+            attendance_percentage="90",
+        )
+        rows.append(",".join(values[c] for c in columns))
+    (raw / "enrollments" / "enrollments_new.csv").write_text("\n".join([header, *rows]) + "\n")
+    summary = run_pipeline(settings)
+    assert summary.success and not summary.nothing_new
+    assert {d: c["files"] for d, c in summary.datasets.items()} == {
+        "students": 0,
+        "courses": 0,
+        "instructors": 0,
+        "enrollments": 1,
+    }
+    assert summary.datasets["enrollments"]["rows_in"] == 2 and summary.datasets["enrollments"]["rows_out"] == 2
+    with duckdb.connect(duckdb_path(settings.warehouse_url), read_only=True) as con:
+        found = con.execute(
+            "SELECT count(*) FROM enrollment_fact WHERE enrollment_id LIKE '9%' AND length(enrollment_id) = 7"
+        ).fetchone()[0]
+    assert found == 2
+
+
+@pytest.fixture(scope="module")
+def clean_result(raw_flat, tmp_path_factory):
+    settings = local_settings(tmp_path_factory.mktemp("clean"), raw_flat)
+    assert run_pipeline(settings).success
+    return contents(settings, exact=True)
+
+
+@pytest.mark.parametrize(
+    "point", ["during_curated_write", "before_warehouse_load", "during_warehouse_load", "after_warehouse_load"]
+)
+def test_a_killed_run_converges_on_rerun(raw_flat, clean_result, tmp_path, point):
+    home = tmp_path / "home"
+    killed = subprocess.run(
+        [sys.executable, "-m", "enrollment_platform_tests.support.crash_run", str(home), str(raw_flat), point],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    settings = local_settings(home, raw_flat)
+    summary = run_pipeline(settings)
+    assert summary.success and not summary.nothing_new, summary.failures
+    assert contents(settings, exact=True) == clean_result
+    assert run_pipeline(settings).nothing_new
+    assert list(Path(settings.lake_uri, "curated").rglob("*.tmp")) == []
