@@ -16,7 +16,6 @@ from enrollment_platform.assets.validated import build_validated_assets
 from enrollment_platform.assets.warehouse import warehouse_assets
 from enrollment_platform.config import load_catalog
 from enrollment_platform.jobs import all_assets_job
-from enrollment_platform.schedules import daily_schedule
 from enrollment_platform.pii.leak_scan import leak_checks
 from enrollment_platform.quality.asset_checks import build_quality_checks
 from enrollment_platform.quality.rules import DQRule, all_dataset_rules
@@ -26,6 +25,7 @@ from enrollment_platform.resources.notifier import local_notifier
 from enrollment_platform.resources.pii import LocalPiiKey
 from enrollment_platform.resources.raw import LocalRawLayer
 from enrollment_platform.resources.warehouse import DuckDBWarehouse, duckdb_path
+from enrollment_platform.schedules import daily_schedule
 from enrollment_platform.sensors import build_sensors
 from enrollment_platform.settings import Settings, SettingsError
 

@@ -10,7 +10,6 @@ import dagster as dg
 from enrollment_platform.bookmarks import load_ledger, pending_dates
 from enrollment_platform.config import load_catalog
 from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root, resources_for
-from enrollment_platform.notifications import notify_run
 from enrollment_platform.partitions import range_tags
 from enrollment_platform.settings import Settings, SettingsError
 

@@ -8,10 +8,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from enrollment_platform.resources.warehouse import duckdb_path
-from enrollment_platform.jobs import all_assets_job
 from enrollment_platform.definitions import build_definitions
+from enrollment_platform.jobs import all_assets_job
 from enrollment_platform.partitions import range_tags
+from enrollment_platform.resources.warehouse import duckdb_path
 from enrollment_platform.runner import dagster_instance, run_pipeline, summarize
 
 STAR_TABLES = ("student_dim", "course_dim", "instructor_dim", "enrollment_fact", "student_pii")
@@ -96,8 +96,8 @@ def test_second_run_over_the_same_data_changes_no_warehouse_table(generated_run)
 
 def test_rematerializing_a_processed_partition_changes_nothing(generated_run):
     """Materializing the same ingestion dates again (a manual re-run): no file is pending, every load is a no-op."""
-    settings, first, _ = generated_run
-    dates = sorted({d for d in _ingest_dates(settings)})
+    settings, _, _ = generated_run
+    dates = sorted(set(_ingest_dates(settings)))
     before = _snapshot(settings)
     job = build_definitions(settings).resolve_job_def(all_assets_job.name)
     result = job.execute_in_process(instance=dagster_instance(settings), tags=range_tags(dates[0], dates[-1]))

@@ -14,8 +14,13 @@ import dagster as dg
 from enrollment_platform.assets.common import DATASETS, batch_of, count_rows, key, markdown_table, read_parquet
 from enrollment_platform.bookmarks import BatchFile, load_ledger, pending_files, read_batch, write_batch
 from enrollment_platform.config import load_catalog
-from enrollment_platform.partitions import batch_range, in_range, ingest_date, ingest_date_partitions
-from enrollment_platform.partitions import single_run_backfill
+from enrollment_platform.partitions import (
+    batch_range,
+    in_range,
+    ingest_date,
+    ingest_date_partitions,
+    single_run_backfill,
+)
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import LocalRawLayer, RawFile
