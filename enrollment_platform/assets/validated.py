@@ -1,7 +1,8 @@
 """Validated layer: the ruleset applied row by row; failing rows go to the lake's quarantine with every reason.
 
 Writes `<lake>/quarantine/<dataset>/batch=<batch>/quarantine.parquet` (original values, failed and passed
-rules, source file and row, run id) and `<lake>/dq_results/dataset=<dataset>/run_id=<run>/results.parquet` (one row per rule).
+rules, source file and row, run id) and `<lake>/dq_results/dataset=<dataset>/run_id=<run>/results.parquet`
+(one row per rule).
 """
 
 import dagster as dg
