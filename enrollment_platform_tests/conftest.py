@@ -67,3 +67,22 @@ def original_run(original_raw, tmp_path_factory):
     summary = run_pipeline(settings)
     assert summary.success, summary.failures
     return settings, summary
+
+
+POSTGRES_URL = os.environ.get("ENROLLMENT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL server ($ENROLLMENT_TEST_POSTGRES_URL); skip when unreachable, but never in CI."""
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        reason = str(error).strip()
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable ({reason}): set ENROLLMENT_TEST_POSTGRES_URL"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return POSTGRES_URL

@@ -14,7 +14,7 @@ from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_pol
 from enrollment_platform.partitions import ingest_date_partitions, single_run_backfill
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.resources.warehouse import DuckDBWarehouse, LoadResult
+from enrollment_platform.resources.warehouse import LoadResult, Warehouse
 from enrollment_platform.retries import EXTERNAL_IO_RETRY
 
 
@@ -57,7 +57,7 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
         f"{spec.table}: {'fact' if is_fact else 'dimension'} keyed on {spec.natural_key}, "
         f"surrogate key {spec.surrogate_key}; idempotent upsert from the curated state.",
     )
-    def table_asset(lake: LocalLake, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def table_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
         parquet = lake.path(*curated_path(spec.dataset))
         if skipped := _no_state(parquet):
             return skipped
@@ -71,7 +71,7 @@ def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.Ass
     @warehouse_asset(
         table, [key("curated", dataset)], f"{table}: raw PII of {dataset}, restricted to the PII-admin role."
     )
-    def restricted_asset(lake: LocalLake, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def restricted_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
         parquet = lake.path(*restricted_path(table))
         if skipped := _no_state(parquet):
             return skipped
@@ -87,7 +87,7 @@ def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.Ass
     "One row per rule and run: evaluated, failed, score, outcome.",
 )
 def dq_results_table(
-    context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, warehouse: DuckDBWarehouse
+    context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     run_id = context.run.run_id
     files = [f for f in lake.list("dq_results") if f"run_id={run_id}" in f]

@@ -21,8 +21,8 @@ from enrollment_platform.pii.detectors import Detector, default_detector
 from enrollment_platform.pii.scan import Fetch, is_text, scan_columns
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.resources.warehouse import DuckDBWarehouse
-from enrollment_platform.transforms.sql import quote_ident, quote_literal
+from enrollment_platform.resources.warehouse import Warehouse
+from enrollment_platform.transforms.sql import quote_literal
 
 CHECK_NAME = "no_pii_leak"
 
@@ -81,18 +81,17 @@ def scan_curated(lake: LocalLake, engine: DuckDBEngine, dataset: str, detector: 
     return scan_parquet(engine, f"curated/{dataset}", lake.list("curated", dataset), detector)
 
 
-def scan_warehouse_table(warehouse: DuckDBWarehouse, table: str, detector: Detector | None = None) -> list[Leak]:
-    """Leaks in one warehouse table, through read-only queries; restricted tables are skipped."""
+def scan_warehouse_table(warehouse: Warehouse, table: str, detector: Detector | None = None) -> list[Leak]:
+    """Leaks in one warehouse table, through read-only queries; restricted tables are skipped. The scan speaks
+    DuckDB SQL: a PostgreSQL or Redshift warehouse hands over the table's text columns as a DuckDB view."""
     if is_restricted(table):
         return []
-    columns = warehouse.query(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-        [table],
-    )
-    return scan_relation(warehouse.query, table, quote_ident(table), columns, detector or default_detector())
+    columns = warehouse.columns(table)
+    with warehouse.scan_view(table, [name for name, data_type in columns if is_text(data_type)]) as (fetch, relation):
+        return scan_relation(fetch, table, relation, columns, detector or default_detector())
 
 
-def scan_warehouse(warehouse: DuckDBWarehouse, detector: Detector | None = None) -> list[Leak]:
+def scan_warehouse(warehouse: Warehouse, detector: Detector | None = None) -> list[Leak]:
     """Leaks in every table of the warehouse except the restricted ones."""
     return [leak for table in warehouse.tables() for leak in scan_warehouse_table(warehouse, table, detector)]
 
@@ -133,7 +132,7 @@ def build_warehouse_leak_check(table: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=f"No detector matches in any text column of {table} (counts only in metadata).",
     )
-    def warehouse_leak_check(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    def warehouse_leak_check(warehouse: Warehouse) -> dg.AssetCheckResult:
         return check_result(scan_warehouse_table(warehouse, table), table)
 
     return warehouse_leak_check

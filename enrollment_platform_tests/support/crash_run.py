@@ -40,7 +40,7 @@ def arm(point: str) -> None:
 
         def add_then_die(con, table):
             original(con, table)
-            if table == "enrollment_fact":
+            if table.name == "enrollment_fact":
                 con.execute("DELETE FROM enrollment_fact")  # inside the load's transaction: must never be seen
                 die()
 

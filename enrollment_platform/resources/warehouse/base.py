@@ -1,0 +1,174 @@
+"""The warehouse interface the assets call, and the load every connector runs with its own dialect.
+
+Loads are idempotent upserts keyed on natural keys, in one transaction per table: an existing natural key keeps
+its surrogate key, a new one gets the next number, a changed row is updated, a key no longer curated is removed.
+Loading the same curated data twice leaves every table exactly as it was and reports 0 inserted/updated/deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+from enrollment_platform.config import DimensionSpec
+from enrollment_platform.resources.warehouse.dialects import Dialect
+from enrollment_platform.resources.warehouse.model import TableDef, log_table, read_schema, star_table
+from enrollment_platform.transforms.sql import column_list, quote_ident
+
+Fetch = Callable[[str], list[tuple]]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    rows: int
+    inserted: int
+    updated: int
+    deleted: int
+
+
+class Session:
+    """The DB-API cursor a load runs its statements through, with the dialect that speaks to it."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def execute(self, sql: str, parameters: list | None = None) -> Session:
+        if parameters is None:
+            self.cursor.execute(sql)
+        else:
+            self.cursor.execute(sql, parameters)
+        return self
+
+    def fetchall(self) -> list[tuple]:
+        return self.cursor.fetchall()
+
+    def fetchone(self) -> tuple | None:
+        return self.cursor.fetchone()
+
+
+class Warehouse(dg.ConfigurableResource):
+    """One interface, three connectors (DuckDB, PostgreSQL, Redshift): each supplies a connection, a way to stage
+    a Parquet file and read-only queries; the statements come from its dialect."""
+
+    dialect: ClassVar[Dialect]
+
+    # --- what a connector supplies ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _cursor(self, connection: Any) -> Any:
+        return connection.cursor()
+
+    def _begin(self, connection: Any) -> None:
+        """Start the transaction (psycopg and redshift_connector start one implicitly, DuckDB does not)."""
+
+    def _stage(self, session: Session, table: TableDef, parquet: str) -> None:
+        """Fill the staging table with the rows of the Parquet file."""
+        raise NotImplementedError
+
+    def query(self, sql: str, parameters: list | None = None) -> list[tuple]:
+        """Rows of a read-only query in this warehouse's SQL."""
+        raise NotImplementedError
+
+    def _read_text(self, table: str, columns: list[str]) -> pa.Table:
+        """The given columns of a table, as text, for the leak scan (default: fetch and transpose)."""
+        rows = self.query(f"SELECT {column_list(columns)} FROM {quote_ident(table)}") if columns else []
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        return pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
+
+    def _schema(self, parquet: str) -> pa.Schema:
+        return read_schema(parquet)
+
+    # --- the interface ---------------------------------------------------------------------------------------
+
+    def tables(self) -> list[str]:
+        return [row[0] for row in self.query(self.dialect.list_tables())]
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, data type) of each column of a table, in order."""
+        return [(row[0], row[1]) for row in self.query(self.dialect.describe(), [table])]
+
+    @contextmanager
+    def scan_view(self, table: str, text_columns: list[str]) -> Iterator[tuple[Fetch, str]]:
+        """A DuckDB `fetch(sql)` and relation holding the table's text columns (the leak scan speaks DuckDB SQL)."""
+        con = duckdb.connect()
+        try:
+            if text_columns:
+                con.register(table, self._read_text(table, text_columns))
+            yield (lambda sql: con.execute(sql).fetchall()), quote_ident(table)
+        finally:
+            con.close()
+
+    def load_dimension(self, spec: DimensionSpec, parquet: str) -> LoadResult:
+        """Upsert a dimension from its curated file (lineage columns renamed, flags joined into text)."""
+        return self._upsert(star_table(spec, self._schema(parquet)), parquet)
+
+    def load_fact(self, spec: DimensionSpec, parquet: str) -> LoadResult:
+        """Upsert the fact, its natural references swapped for the dimensions' surrogate keys."""
+        return self._upsert(star_table(spec, self._schema(parquet)), parquet)
+
+    def load_table(self, spec: DimensionSpec, parquet: str) -> LoadResult:
+        """Upsert a plain table (no lineage or flags columns), e.g. the restricted PII table."""
+        return self._upsert(star_table(spec, self._schema(parquet), lineage=False), parquet)
+
+    def append_results(self, table: str, parquet: str, run_id: str) -> int:
+        """Replace this run's rows of a run log table (dq_results) with the Parquet file's rows."""
+        definition, sql = log_table(table, self._schema(parquet)), self.dialect
+        with self._transaction() as session:
+            self._prepare(session, definition, parquet)
+            session.execute(sql.delete_run(definition), [run_id])
+            session.execute(sql.insert_run(definition))
+            count = session.execute(sql.count_run(definition), [run_id]).fetchone()[0]
+        return count
+
+    # --- the load --------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._connection() as connection:
+            self._begin(connection)
+            try:
+                yield Session(self._cursor(connection), self.dialect)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+
+    def _prepare(self, session: Session, table: TableDef, parquet: str) -> None:
+        """Stage the file; create the table if missing and add the columns it gained."""
+        session.execute(self.dialect.create_staging(table))
+        self._stage(session, table, parquet)
+        session.execute(self.dialect.create_table(table))
+        self._add_new_columns(session, table)
+
+    def _upsert(self, table: TableDef, parquet: str) -> LoadResult:
+        sql = self.dialect
+        with self._transaction() as session:
+            self._prepare(session, table, parquet)
+            session.execute(sql.create_keyed(table))
+            session.execute(sql.create_changes(table))
+            inserted, updated, deleted = session.execute(sql.count_changes(table)).fetchone()
+            if deleted:
+                session.execute(sql.delete_missing(table))
+            if inserted or updated:
+                session.execute(sql.merge(table))
+            rows = session.execute(sql.count_rows(table)).fetchone()[0]
+        return LoadResult(table.name, rows, inserted, updated, deleted)
+
+    @staticmethod
+    def _add_new_columns(session: Session, table: TableDef) -> None:
+        """Schema evolution: a column the curated data gained is added to the table (never dropped)."""
+        existing = {row[0] for row in session.execute(session.dialect.existing_columns(), [table.name]).fetchall()}
+        for column in table.table_columns:
+            if column.name not in existing:
+                session.execute(session.dialect.add_column(table, column))
