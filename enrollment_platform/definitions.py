@@ -24,7 +24,7 @@ from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.notifier import local_notifier
 from enrollment_platform.resources.pii import LocalPiiKey
 from enrollment_platform.resources.raw import LocalRawLayer
-from enrollment_platform.resources.warehouse import DuckDBWarehouse, duckdb_path
+from enrollment_platform.resources.warehouse import warehouse_for
 from enrollment_platform.schedules import daily_schedule
 from enrollment_platform.sensors import build_sensors
 from enrollment_platform.settings import Settings, SettingsError
@@ -62,16 +62,11 @@ def raw_root(settings: Settings) -> str:
 
 
 def local_resources(settings: Settings) -> dict:
-    if not settings.warehouse_url.startswith("duckdb:"):
-        raise SettingsError(
-            f"ENROLLMENT_WAREHOUSE_URL={settings.warehouse_url!r}: only duckdb:/// warehouses are available "
-            "in this version"
-        )
     return {
         "raw_layer": LocalRawLayer(root=raw_root(settings)),
         "lake": LocalLake(root=settings.lake_uri),
         "engine": DuckDBEngine(temp_directory=str(settings.home / "tmp")),
-        "warehouse": DuckDBWarehouse(path=duckdb_path(settings.warehouse_url)),
+        "warehouse": warehouse_for(settings.warehouse_url, settings.lake_uri),
         "pii_key": LocalPiiKey(home=str(settings.home)),
         "notifier": local_notifier(settings.home),
     }

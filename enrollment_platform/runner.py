@@ -10,6 +10,7 @@ import dagster as dg
 from enrollment_platform.bookmarks import load_ledger, pending_dates
 from enrollment_platform.config import load_catalog
 from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root, resources_for
+from enrollment_platform.notifications import notify_run
 from enrollment_platform.partitions import range_tags
 from enrollment_platform.settings import Settings, SettingsError
 
@@ -125,4 +126,5 @@ def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
     if batch is None:
         return RunSummary("", True, raw_root(settings), settings.lake_uri, settings.warehouse_url, nothing_new=True)
     result = execute_batch(settings, *batch, log_level=log_level)
+    notify_run(resources_for(settings)["notifier"], result)
     return summarize(result, settings, raw_root(settings))
