@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -29,10 +30,12 @@ class RunSummary:
     checks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     nothing_new: bool = False
+    run_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "run_ids": self.run_ids or [self.run_id],
             "success": self.success,
             "raw_uri": self.raw_uri,
             "lake_uri": self.lake_uri,
@@ -91,13 +94,55 @@ def summarize(result: dg.ExecuteInProcessResult, settings: Settings, raw_uri: st
     return summary
 
 
-def pending_range(settings: Settings) -> tuple[str, str] | None:
-    """The first and last ingestion dates with raw files not yet processed, or None when all are."""
+def pending_ranges(settings: Settings) -> list[tuple[str, str]]:
+    """Runs of consecutive ingestion dates that have raw files not yet processed, oldest first.
+
+    Each run becomes one batch; dates far apart are separate batches, so a stray old file does not make one run
+    span (and record) every day in between.
+    """
     resources = resources_for(settings)
     inventory = resources["raw_layer"].inventory(load_catalog())
     files = [f for found in inventory.files.values() for f in found]
-    dates = pending_dates(files, load_ledger(resources["lake"]))
-    return (dates[0], dates[-1]) if dates else None
+    ranges: list[tuple[str, str]] = []
+    for day in pending_dates(files, load_ledger(resources["lake"])):
+        if ranges and date.fromisoformat(day) - date.fromisoformat(ranges[-1][1]) == timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def pending_range(settings: Settings) -> tuple[str, str] | None:
+    """The first and last ingestion dates with raw files not yet processed, or None when all are."""
+    ranges = pending_ranges(settings)
+    return (ranges[0][0], ranges[-1][1]) if ranges else None
+
+
+def combine(summaries: list[RunSummary]) -> RunSummary:
+    """One summary for several batch runs: counts add up, the latest state of the warehouse is reported."""
+    last = summaries[-1]
+    combined = RunSummary(
+        last.run_id,
+        all(s.success for s in summaries),
+        last.raw_uri,
+        last.lake_uri,
+        last.warehouse_url,
+        warehouse=last.warehouse,
+        run_ids=[s.run_id for s in summaries],
+    )
+    for summary in summaries:
+        for dataset, values in summary.datasets.items():
+            totals = combined.datasets.setdefault(dataset, {})
+            for name, value in values.items():
+                if isinstance(value, int) and not isinstance(value, bool) and name != "dq_score":
+                    totals[name] = totals.get(name, 0) + value
+                elif name == "reconciled":
+                    totals[name] = totals.get(name, True) and value
+                else:
+                    totals[name] = value
+    combined.checks = [c for s in summaries for c in s.checks]
+    combined.failures = [f for s in summaries for f in s.failures]
+    return combined
 
 
 def execute_batch(
@@ -118,13 +163,17 @@ def execute_batch(
 
 
 def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
-    """Materialize every asset for the raw files not yet processed (one batch covering their ingestion dates);
-    the summary says what became of every row. With nothing new, nothing runs."""
+    """Materialize every asset for the raw files not yet processed, one batch per run of consecutive ingestion
+    dates, oldest first; the summary says what became of every row. With nothing new, nothing runs."""
     if settings.engine != "local":
         raise SettingsError(f"engine {settings.engine!r} is not available in this version: use --engine local")
-    batch = pending_range(settings)
-    if batch is None:
+    summaries = []
+    for first, last in pending_ranges(settings):
+        result = execute_batch(settings, first, last, log_level=log_level)
+        notify_run(resources_for(settings)["notifier"], result)
+        summaries.append(summarize(result, settings, raw_root(settings)))
+        if not result.success:
+            break
+    if not summaries:
         return RunSummary("", True, raw_root(settings), settings.lake_uri, settings.warehouse_url, nothing_new=True)
-    result = execute_batch(settings, *batch, log_level=log_level)
-    notify_run(resources_for(settings)["notifier"], result)
-    return summarize(result, settings, raw_root(settings))
+    return combine(summaries)

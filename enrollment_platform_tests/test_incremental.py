@@ -147,3 +147,17 @@ def test_a_killed_run_converges_on_rerun(raw_flat, clean_result, tmp_path, point
     assert contents(settings, exact=True) == clean_result
     assert run_pipeline(settings).nothing_new
     assert list(Path(settings.lake_uri, "curated").rglob("*.tmp")) == []
+
+
+def test_files_dated_far_apart_run_as_separate_batches(original_raw, tmp_path):
+    """A stray old file is its own batch (one run per run of consecutive dates), oldest first."""
+    import os
+
+    raw = tmp_path / "raw"
+    shutil.copytree(original_raw, raw)
+    old = (raw / "courses" / "courses.csv").stat().st_mtime - 60 * 86400
+    os.utime(raw / "courses" / "courses.csv", (old, old))
+    summary = run_pipeline(local_settings(tmp_path / "home", raw))
+    assert summary.success and len(summary.run_ids) == 2
+    counts = {d: (c["rows_in"], c["rows_out"]) for d, c in summary.datasets.items()}
+    assert counts == {"courses": (25, 25), "students": (55, 55), "instructors": (25, 25), "enrollments": (140, 125)}

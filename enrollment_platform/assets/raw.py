@@ -23,8 +23,8 @@ from enrollment_platform.partitions import (
 )
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.resources.raw import LocalRawLayer, RawFile
-from enrollment_platform.retries import EXTERNAL_IO_RETRY
+from enrollment_platform.resources.raw import RawFile, RawLayer
+from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
 from enrollment_platform.transforms.read_raw import FileReport, stage_raw_file
 from enrollment_platform.transforms.sql import quote_ident
 
@@ -46,7 +46,9 @@ def staged_raw_source(lake: LocalLake, dataset: str, batch: str) -> str:
     )
 
 
-def _stage(engine: DuckDBEngine, lake: LocalLake, raw_file: RawFile, identity: str) -> tuple[str, FileReport]:
+def _stage(
+    engine: DuckDBEngine, lake: LocalLake, raw_layer: RawLayer, raw_file: RawFile, identity: str
+) -> tuple[str, FileReport]:
     """Stage one raw file (or reuse its staged copy for the same content)."""
     name = hashlib.sha256(f"{raw_file.relative}|{identity}".encode()).hexdigest()[:24]
     target = lake.path("staging", "raw", raw_file.dataset, f"{name}.parquet")
@@ -57,7 +59,7 @@ def _stage(engine: DuckDBEngine, lake: LocalLake, raw_file: RawFile, identity: s
     con = engine.connect()
     try:
         with lake.atomic_write("staging", "raw", raw_file.dataset, f"{name}.parquet") as temporary:
-            report = stage_raw_file(con, raw_file.path, raw_file.relative, spec, Path(temporary))
+            report = stage_raw_file(con, raw_layer.localize(raw_file), raw_file.relative, spec, Path(temporary))
     finally:
         con.close()
     report_path.write_text(json.dumps(report.to_dict()))
@@ -93,8 +95,9 @@ def build_raw_asset(dataset: str) -> dg.AssetsDefinition:
         partitions_def=ingest_date_partitions,
         backfill_policy=single_run_backfill,
     )
+    @retry_transient_only
     def raw_asset(
-        context: dg.AssetExecutionContext, raw_layer: LocalRawLayer, lake: LocalLake, engine: DuckDBEngine
+        context: dg.AssetExecutionContext, raw_layer: RawLayer, lake: LocalLake, engine: DuckDBEngine
     ) -> dg.MaterializeResult:
         batch = batch_of(context)
         first, last = batch_range(context.run.tags)
@@ -105,7 +108,7 @@ def build_raw_asset(dataset: str) -> dg.AssetsDefinition:
         todo = pending_files(in_batch, load_ledger(lake))
         files, reports = [], []
         for raw_file, identity in todo:
-            staged, report = _stage(engine, lake, raw_file, identity)
+            staged, report = _stage(engine, lake, raw_layer, raw_file, identity)
             day = ingest_date(raw_file.relative, raw_file.modified_ns)
             files.append(
                 BatchFile(dataset, raw_file.relative, raw_file.size_bytes, raw_file.modified_ns, identity, day, staged)

@@ -15,7 +15,7 @@ from enrollment_platform.partitions import ingest_date_partitions, single_run_ba
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import LoadResult, Warehouse
-from enrollment_platform.retries import EXTERNAL_IO_RETRY
+from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
 
 
 def warehouse_asset(name: str, deps: list[dg.AssetKey], description: str, kinds=("duckdb", "table")):
@@ -57,6 +57,7 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
         f"{spec.table}: {'fact' if is_fact else 'dimension'} keyed on {spec.natural_key}, "
         f"surrogate key {spec.surrogate_key}; idempotent upsert from the curated state.",
     )
+    @retry_transient_only
     def table_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
         parquet = lake.path(*curated_path(spec.dataset))
         if skipped := _no_state(parquet):
@@ -71,6 +72,7 @@ def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.Ass
     @warehouse_asset(
         table, [key("curated", dataset)], f"{table}: raw PII of {dataset}, restricted to the PII-admin role."
     )
+    @retry_transient_only
     def restricted_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
         parquet = lake.path(*restricted_path(table))
         if skipped := _no_state(parquet):
@@ -86,6 +88,7 @@ def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.Ass
     [key("validated", dataset) for dataset in DATASETS],
     "One row per rule and run: evaluated, failed, score, outcome.",
 )
+@retry_transient_only
 def dq_results_table(
     context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, warehouse: Warehouse
 ) -> dg.MaterializeResult:

@@ -21,7 +21,7 @@ from enrollment_platform.config import load_catalog, load_quality_settings
 from enrollment_platform.quality.pandera_checks import failing_rows
 from enrollment_platform.quality.rules import DQRule, references_of
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.resources.raw import LocalRawLayer
+from enrollment_platform.resources.raw import RawLayer
 
 SAMPLE_KEYS = 10
 
@@ -159,7 +159,7 @@ def build_freshness_check(dataset: str, max_age_hours: float) -> dg.AssetChecksD
         name="raw_freshness",
         description=f"The newest raw file is at most {max_age_hours} hours old.",
     )
-    def freshness(raw_layer: LocalRawLayer) -> dg.AssetCheckResult:
+    def freshness(raw_layer: RawLayer) -> dg.AssetCheckResult:
         files = raw_layer.inventory(load_catalog()).files[dataset]
         if not files:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"files": 0})

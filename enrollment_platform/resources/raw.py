@@ -1,5 +1,6 @@
 """The raw layer: where source systems drop files, organised as <raw>/<dataset>/**/<file>."""
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,22 @@ class RawInventory:
     unknown_folders: list[str]  # top-level folders that are not a dataset
 
 
-class LocalRawLayer(dg.ConfigurableResource):
+class RawLayer(dg.ConfigurableResource):
+    """Where source systems drop files: list them per dataset, and give the engine a local copy to read."""
+
+    @abstractmethod
+    def inventory(self, catalog: Catalog) -> RawInventory:
+        """Every file of every dataset folder, and what was passed over."""
+
+    def has_data(self, catalog: Catalog) -> bool:
+        return any(self.inventory(catalog).files.values())
+
+    def localize(self, raw_file: RawFile) -> Path:
+        """A local path holding the file's bytes."""
+        return Path(raw_file.path)
+
+
+class LocalRawLayer(RawLayer):
     """A raw layer in a local folder (the original system's folder names work as-is)."""
 
     root: str
@@ -52,6 +68,3 @@ class LocalRawLayer(dg.ConfigurableResource):
                 stat = path.stat()
                 files[dataset].append(RawFile(dataset, path, relative, stat.st_size, stat.st_mtime_ns))
         return RawInventory(files, ignored, unknown)
-
-    def has_data(self, catalog: Catalog) -> bool:
-        return any(self.inventory(catalog).files.values())

@@ -15,7 +15,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.sensor import get_objects
 
 from enrollment_platform.config import Catalog
-from enrollment_platform.resources.raw import RawFile, RawInventory
+from enrollment_platform.resources.raw import RawFile, RawInventory, RawLayer
 from enrollment_platform.transforms.read_raw import SUPPORTED_SUFFIXES
 
 _HIDDEN = (".", "_")
@@ -25,7 +25,7 @@ def _modified_ns(obj: dict) -> int:
     return int(obj["LastModified"].timestamp() * 1_000_000_000)
 
 
-class S3RawLayer(dg.ConfigurableResource):
+class S3RawLayer(RawLayer):
     """A raw layer under `s3://bucket/prefix/`; `cache_dir` is the local folder `localize` downloads into."""
 
     s3: S3Resource
@@ -52,9 +52,6 @@ class S3RawLayer(dg.ConfigurableResource):
             else:
                 files[dataset].append(self._raw_file(dataset, relative, obj))
         return RawInventory(files, ignored, sorted(unknown))
-
-    def has_data(self, catalog: Catalog) -> bool:
-        return any(self.inventory(catalog).files.values())
 
     def localize(self, raw_file: RawFile) -> Path:
         """A local copy of the object (downloaded unless the cached copy has its size and LastModified)."""
