@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.sensor import get_objects
 
