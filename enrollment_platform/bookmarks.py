@@ -96,6 +96,13 @@ def read_batch(lake, batch: str, dataset: str) -> list[BatchFile]:
     return [BatchFile(**entry) for entry in json.loads(path.read_text())]
 
 
+def batch_content_id(lake, batch: str, dataset: str) -> str:
+    """A short name for the exact files of a batch: a rerun of the same files (after a crash) reuses it, a run
+    of the same dates with other files (or none) gets its own, so it never overwrites an earlier record."""
+    files = sorted(f"{f.relative}|{f.identity}" for f in read_batch(lake, batch, dataset))
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
+
+
 def commit(lake, batch: str, datasets: list[str], run_id: str) -> int:
     """Record the batch's files as processed (one atomic rewrite of the ledger); return how many."""
     ledger = load_ledger(lake)

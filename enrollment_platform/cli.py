@@ -43,15 +43,26 @@ def run(
     engine: Annotated[str | None, typer.Option(help="local (DuckDB, in-process) or spark.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's step-by-step log.")] = False,
+    from_date: Annotated[
+        str | None, typer.Option("--from", help="Backfill: first ingestion date (YYYY-MM-DD) of one batch.")
+    ] = None,
+    to_date: Annotated[
+        str | None, typer.Option("--to", help="Backfill: last ingestion date (default: --from).")
+    ] = None,
 ) -> None:
-    """Materialize every asset in-process; exit 1 when the run fails."""
+    """Materialize every asset in-process for the raw files not yet processed (or, with --from/--to, for the
+    unprocessed files of those ingestion dates, as one batch); exit 1 when the run fails."""
     from enrollment_platform.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env(home=home, raw_uri=raw, engine=engine)
-        from enrollment_platform.runner import run_pipeline
+        from enrollment_platform.runner import backfill, run_pipeline
 
-        summary = run_pipeline(settings, log_level="DEBUG" if verbose else "WARNING")
+        log_level = "DEBUG" if verbose else "WARNING"
+        if from_date:
+            summary = backfill(settings, from_date, to_date or from_date, log_level=log_level)
+        else:
+            summary = run_pipeline(settings, log_level=log_level)
     except SettingsError as error:
         console.print(f"[red]configuration error:[/red] {error}")
         raise typer.Exit(2) from error

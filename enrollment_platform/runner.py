@@ -177,3 +177,17 @@ def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
     if not summaries:
         return RunSummary("", True, raw_root(settings), settings.lake_uri, settings.warehouse_url, nothing_new=True)
     return combine(summaries)
+
+
+def backfill(settings: Settings, first: str, last: str, log_level: str = "WARNING") -> RunSummary:
+    """One batch over the ingestion dates first..last (files already processed are skipped)."""
+    for day in (first, last):
+        try:
+            date.fromisoformat(day)
+        except ValueError as error:
+            raise SettingsError(f"{day!r} is not a date: use YYYY-MM-DD") from error
+    if last < first:
+        raise SettingsError(f"--to {last} is before --from {first}")
+    result = execute_batch(settings, first, last, log_level=log_level)
+    notify_run(resources_for(settings)["notifier"], result)
+    return summarize(result, settings, raw_root(settings))

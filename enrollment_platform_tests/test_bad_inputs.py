@@ -36,7 +36,7 @@ def bad_run(original_raw, tmp_path_factory):
 
 
 def quarantine(settings, dataset: str) -> list[tuple[str, list[str]]]:
-    path = Path(settings.lake_uri, "quarantine", dataset, "*", "quarantine.parquet")
+    path = Path(settings.lake_uri, "quarantine", dataset, "*", "rows-*.parquet")
     return duckdb.execute(
         f"SELECT _source_file, DataQualityRulesFail FROM read_parquet('{path}') ORDER BY _source_file, _source_row"
     ).fetchall()
@@ -52,7 +52,7 @@ def test_run_succeeds_and_every_dataset_reconciles(bad_run):
 def test_binary_file_is_listed_as_rejected_with_its_reason(bad_run):
     settings, summary = bad_run
     assert summary.datasets["enrollments"]["files_rejected"] == 1
-    path = Path(settings.lake_uri, "quarantine", "enrollments", "*", "rejected_files.parquet")
+    path = Path(settings.lake_uri, "quarantine", "enrollments", "*", "files-*.parquet")
     rows = duckdb.execute(f"SELECT path, reason FROM read_parquet('{path}')").fetchall()
     assert rows == [("enrollment/picture.csv", "binary content (NUL bytes): not a text table")]
 

@@ -36,7 +36,7 @@ def test_reconciliation_holds_for_every_dataset(generated_run):
 def test_quarantine_reasons_match_injected_defects(generated_run):
     settings, _, manifest = generated_run
     defects = manifest["datasets"]["enrollments"]["defects"]
-    path = Path(settings.lake_uri, "quarantine", "enrollments", "*", "quarantine.parquet")
+    path = Path(settings.lake_uri, "quarantine", "enrollments", "*", "rows-*.parquet")
     reasons = dict(
         duckdb.execute(
             f"SELECT reason, count(*) FROM (SELECT unnest(DataQualityRulesFail) AS reason FROM read_parquet('{path}')) "
@@ -99,10 +99,13 @@ def test_rematerializing_a_processed_partition_changes_nothing(generated_run):
     settings, _, _ = generated_run
     dates = sorted(set(_ingest_dates(settings)))
     before = _snapshot(settings)
+    quarantine = f"{settings.lake_uri}/quarantine/*/*/rows-*.parquet"
+    quarantined = duckdb.execute(f"SELECT count(*) FROM read_parquet('{quarantine}')").fetchone()[0]
     job = build_definitions(settings).resolve_job_def(all_assets_job.name)
     result = job.execute_in_process(instance=dagster_instance(settings), tags=range_tags(dates[0], dates[-1]))
     summary = summarize(result, settings, settings.raw_uri)
     assert _snapshot(settings) == before
+    assert duckdb.execute(f"SELECT count(*) FROM read_parquet('{quarantine}')").fetchone()[0] == quarantined > 0
     for dataset, counts in summary.datasets.items():
         assert counts["rows_in"] == 0, dataset
     for table in ("student_dim", "course_dim", "instructor_dim", "enrollment_fact"):

@@ -30,7 +30,7 @@ def test_enrollment_counts(original_run):
 
 def test_the_fifteen_orphans_are_quarantined_for_their_missing_student(original_run):
     settings, _ = original_run
-    quarantine = f"{settings.lake_uri}/quarantine/enrollments/*/quarantine.parquet"
+    quarantine = f"{settings.lake_uri}/quarantine/enrollments/*/rows-*.parquet"
     rows = duckdb.execute(f"SELECT student_id, DataQualityRulesFail FROM read_parquet('{quarantine}')").fetchall()
     assert len(rows) == 15
     for student_id, failed in rows:

@@ -52,7 +52,7 @@ def test_a_failing_warn_rule_does_not_stop_anything(original_raw, tmp_path):
 def test_dq_results_hold_one_row_per_rule_with_counts_matching_the_quarantine(generated_run):
     settings, summary, _ = generated_run
     lake = Path(settings.lake_uri)
-    quarantine = lake / "quarantine" / "enrollments" / "*" / "quarantine.parquet"
+    quarantine = lake / "quarantine" / "enrollments" / "*" / "rows-*.parquet"
     with duckdb.connect(duckdb_path(settings.warehouse_url), read_only=True) as con:
         rows = con.execute(
             "SELECT rule_id, rule, severity, failed FROM dq_results WHERE run_id = ? AND dataset = 'enrollments'",

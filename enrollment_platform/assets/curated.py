@@ -57,7 +57,7 @@ def reconcile(lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str) -
         return Reconciliation(
             rows_in=count_rows(con, staged_raw_files(lake, dataset, batch)),
             rows_out=count_rows(con, staged(lake, "redacted", dataset, batch)),
-            rows_quarantined=count_rows(con, lake.path(*quarantine_parts(dataset, batch))),
+            rows_quarantined=count_rows(con, lake.path(*quarantine_parts(lake, dataset, batch))),
             rows_duplicate=count_rows(con, staged(lake, "deduped", dataset, batch), "_duplicate_reason IS NOT NULL"),
         )
     finally:

@@ -12,7 +12,14 @@ from pathlib import Path
 import dagster as dg
 
 from enrollment_platform.assets.common import DATASETS, batch_of, count_rows, key, markdown_table, read_parquet
-from enrollment_platform.bookmarks import BatchFile, load_ledger, pending_files, read_batch, write_batch
+from enrollment_platform.bookmarks import (
+    BatchFile,
+    batch_content_id,
+    load_ledger,
+    pending_files,
+    read_batch,
+    write_batch,
+)
 from enrollment_platform.config import load_catalog
 from enrollment_platform.partitions import (
     batch_range,
@@ -75,14 +82,15 @@ def _write_rejected_files(lake, engine, dataset: str, batch: str, rejected: list
                 "INSERT INTO rejected VALUES (?, ?, ?, ?)",
                 [(r.path, "; ".join(r.messages), r.size_bytes, run_id) for r in rejected],
             )
-        with lake.atomic_write(*rejected_files_path(dataset, batch)) as temporary:
+        with lake.atomic_write(*rejected_files_path(lake, dataset, batch)) as temporary:
             con.execute(f"COPY rejected TO '{temporary}' (FORMAT parquet)")
     finally:
         con.close()
 
 
-def rejected_files_path(dataset: str, batch: str) -> list[str]:
-    return ["quarantine", dataset, f"batch={batch}", "rejected_files.parquet"]
+def rejected_files_path(lake: LocalLake, dataset: str, batch: str) -> list[str]:
+    """Files rejected as a whole: `quarantine/<dataset>/batch=<dates>/files-<files id>.parquet`."""
+    return ["quarantine", dataset, f"batch={batch}", f"files-{batch_content_id(lake, batch, dataset)}.parquet"]
 
 
 def build_raw_asset(dataset: str) -> dg.AssetsDefinition:

@@ -1,6 +1,6 @@
 """Validated layer: the ruleset applied row by row; failing rows go to the lake's quarantine with every reason.
 
-Writes `<lake>/quarantine/<dataset>/batch=<batch>/quarantine.parquet` (original values, failed and passed
+Writes `<lake>/quarantine/<dataset>/batch=<batch>/rows-<files>.parquet` (original values, failed and passed
 rules, source file and row, run id) and `<lake>/dq_results/dataset=<dataset>/run_id=<run>/results.parquet`
 (one row per rule).
 """
@@ -19,6 +19,7 @@ from enrollment_platform.assets.common import (
 )
 from enrollment_platform.assets.deduped import curated_state_source
 from enrollment_platform.assets.raw import staged_raw_source
+from enrollment_platform.bookmarks import batch_content_id
 from enrollment_platform.config import load_catalog
 from enrollment_platform.quality.results import write_rule_results
 from enrollment_platform.quality.rules import DQRule, all_dataset_rules, references_of
@@ -27,8 +28,9 @@ from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.validate import validate_dataset
 
 
-def quarantine_parts(dataset: str, batch: str) -> list[str]:
-    return ["quarantine", dataset, f"batch={batch}", "quarantine.parquet"]
+def quarantine_parts(lake: LocalLake, dataset: str, batch: str) -> list[str]:
+    """The quarantined rows of the batch's files: `quarantine/<dataset>/batch=<dates>/rows-<files id>.parquet`."""
+    return ["quarantine", dataset, f"batch={batch}", f"rows-{batch_content_id(lake, batch, dataset)}.parquet"]
 
 
 def reference_source(lake: LocalLake, dataset: str) -> str:
@@ -58,7 +60,7 @@ def build_validated_asset(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetsD
         try:
             with (
                 lake.atomic_write(*staged_parts("validated", dataset, batch)) as kept,
-                lake.atomic_write(*quarantine_parts(dataset, batch)) as quarantined,
+                lake.atomic_write(*quarantine_parts(lake, dataset, batch)) as quarantined,
             ):
                 results = validate_dataset(
                     con,
@@ -73,7 +75,7 @@ def build_validated_asset(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetsD
                     quarantine_path=quarantined,
                 )
             rows_kept = count_rows(con, staged(lake, "validated", dataset, batch))
-            rows_quarantined = count_rows(con, lake.path(*quarantine_parts(dataset, batch)))
+            rows_quarantined = count_rows(con, lake.path(*quarantine_parts(lake, dataset, batch)))
         finally:
             con.close()
         write_rule_results(engine, lake, dataset, context.run.run_id, results)

@@ -44,7 +44,7 @@ def _latest_rule_results(lake: LocalLake, dataset: str, run_id: str) -> dict[str
 
 
 def _quarantined_keys(lake: LocalLake, dataset: str, batch: str, rule_text: str, primary_key: str) -> list[str]:
-    path = lake.path(*quarantine_parts(dataset, batch))
+    path = lake.path(*quarantine_parts(lake, dataset, batch))
     if not Path(path).exists():
         return []
     rows = duckdb.execute(
