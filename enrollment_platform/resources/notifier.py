@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import urllib.request
+from abc import abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ def envelope(kind: str, subject: str, message: dict) -> dict[str, Any]:
 class Notifier(dg.ConfigurableResource):
     """Sends one notification; `kind` is `run_success`, `run_failure` or `check_failure`."""
 
+    @abstractmethod
     def notify(self, kind: str, subject: str, message: dict) -> None:
-        raise NotImplementedError
+        """Deliver one notification."""
 
 
 class LocalNotifier(Notifier):

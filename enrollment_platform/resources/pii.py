@@ -4,6 +4,7 @@ asset executes, with a message saying what to set; nothing ever falls back to a 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 
 import dagster as dg
@@ -15,8 +16,9 @@ from enrollment_platform.pii.keys import PiiKeyError, checked_key, resolve_hash_
 class PiiKey(dg.ConfigurableResource):
     """The interface: `key()` returns the HMAC secret or raises PiiKeyError."""
 
+    @abstractmethod
     def key(self) -> bytes:
-        raise NotImplementedError
+        """The HMAC secret."""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.key()

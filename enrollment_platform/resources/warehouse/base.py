@@ -7,8 +7,9 @@ Loading the same curated data twice leaves every table exactly as it was and rep
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -62,9 +63,9 @@ class Warehouse(dg.ConfigurableResource):
 
     # --- what a connector supplies ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _connection(self) -> AbstractContextManager[Any]:
+        """An open connection, closed on exit."""
 
     def _cursor(self, connection: Any) -> Any:
         return connection.cursor()
@@ -72,13 +73,13 @@ class Warehouse(dg.ConfigurableResource):
     def _begin(self, connection: Any) -> None:
         """Start the transaction (psycopg and redshift_connector start one implicitly, DuckDB does not)."""
 
+    @abstractmethod
     def _stage(self, session: Session, table: TableDef, parquet: str) -> None:
         """Fill the staging table with the rows of the Parquet file."""
-        raise NotImplementedError
 
+    @abstractmethod
     def query(self, sql: str, parameters: list | None = None) -> list[tuple]:
         """Rows of a read-only query in this warehouse's SQL."""
-        raise NotImplementedError
 
     def _read_text(self, table: str, columns: list[str]) -> pa.Table:
         """The given columns of a table, as text, for the leak scan (default: fetch and transpose)."""
