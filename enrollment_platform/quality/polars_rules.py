@@ -28,7 +28,7 @@ from enrollment_platform.quality.dqdl.ast import (
     RuleNode,
     String,
 )
-from enrollment_platform.quality.sql_compiler import UnsupportedRule, is_row_level
+from enrollment_platform.quality.sql_compiler import SECONDS_PER_UNIT, UnsupportedRule, is_row_level
 
 _OPERATORS: dict[str, Callable] = {
     "=": operator.eq,
@@ -38,7 +38,6 @@ _OPERATORS: dict[str, Callable] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60}
 
 
 def operand_value(operand: Operand):
@@ -50,11 +49,11 @@ def operand_value(operand: Operand):
         case Keyword(name="NULL"):
             return None
         case Duration(amount=amount, unit=unit):
-            return amount * _SECONDS[unit]
+            return amount * SECONDS_PER_UNIT[unit]
         case DateExpression(operator=None):
             return datetime.now(UTC).replace(tzinfo=None)
         case DateExpression(operator=op, offset=Duration(amount=amount, unit=unit)):
-            shift = timedelta(seconds=amount * _SECONDS[unit])
+            shift = timedelta(seconds=amount * SECONDS_PER_UNIT[unit])
             now = datetime.now(UTC).replace(tzinfo=None)
             return now + shift if op == "+" else now - shift
     raise UnsupportedRule(f"operand {operand!r} needs run history or is not supported yet")

@@ -34,7 +34,7 @@ from enrollment_platform.transforms.sql import quote_ident, quote_literal
 
 ROW_RULES = ("IsComplete", "IsPrimaryKey", "IsUnique", "ColumnValues", "ColumnLength", "ReferentialIntegrity")
 _SQL_OPERATORS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
-_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60}
+SECONDS_PER_UNIT = {"days": 86400, "hours": 3600, "minutes": 60}
 
 
 class UnsupportedRule(Exception):
@@ -58,11 +58,11 @@ def operand_sql(operand: Operand) -> str:
         case Keyword(name="NULL"):
             return "NULL"
         case Duration(amount=amount, unit=unit):
-            return str(amount * _SECONDS[unit])
+            return str(amount * SECONDS_PER_UNIT[unit])
         case DateExpression(operator=None):
             return "now()"
         case DateExpression(operator=op, offset=Duration(amount=amount, unit=unit)):
-            return f"(now() {op} INTERVAL {int(amount * _SECONDS[unit])} SECOND)"
+            return f"(now() {op} INTERVAL {int(amount * SECONDS_PER_UNIT[unit])} SECOND)"
     raise UnsupportedRule(f"operand {operand!r} needs run history or is not supported yet")
 
 
