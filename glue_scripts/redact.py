@@ -1,0 +1,9 @@
+"""AWS Glue entry point: the Spark redact step (`enrollment_platform.transforms.spark.glue`).
+
+Runnable standalone: python glue_scripts/redact.py --lake_uri LAKE --dataset DATASET --batch BATCH [--input ...]
+"""
+
+from enrollment_platform.transforms.spark.glue import main
+
+if __name__ == "__main__":
+    main("redact")
