@@ -30,7 +30,7 @@ from enrollment_platform.quality.dqdl.ast import (
 )
 from enrollment_platform.quality.sql_compiler import SECONDS_PER_UNIT, UnsupportedRule, is_row_level
 
-_OPERATORS: dict[str, Callable] = {
+COMPARISON_OPERATORS: dict[str, Callable] = {  # DQDL operator -> Python operator (polars, Spark)
     "=": operator.eq,
     "!=": operator.ne,
     ">": operator.gt,
@@ -63,7 +63,7 @@ def condition_expr(value: pl.Expr, condition: Condition) -> pl.Expr:
     """TRUE where `value` satisfies the condition (NULL where value is NULL)."""
     match condition:
         case Comparison(operator=op, operand=operand):
-            return _OPERATORS[op](value, pl.lit(operand_value(operand)))
+            return COMPARISON_OPERATORS[op](value, pl.lit(operand_value(operand)))
         case Between(lower=lower, upper=upper, negated=negated):
             inside = (value > operand_value(lower)) & (value < operand_value(upper))
             return ~inside if negated else inside

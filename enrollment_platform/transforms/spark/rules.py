@@ -8,7 +8,7 @@ It holds to the semantics of `quality.sql_compiler` (NULLs pass value rules, `be
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -30,16 +30,8 @@ from enrollment_platform.quality.dqdl.ast import (
     RuleNode,
     String,
 )
+from enrollment_platform.quality.polars_rules import COMPARISON_OPERATORS
 from enrollment_platform.quality.sql_compiler import SECONDS_PER_UNIT, UnsupportedRule
-
-_OPERATORS: dict[str, Callable] = {
-    "=": operator.eq,
-    "!=": operator.ne,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-}
 
 
 def operand_column(operand: Operand) -> Column:
@@ -64,7 +56,7 @@ def condition_column(value: Column, condition: Condition) -> Column:
     """TRUE where `value` satisfies the condition (NULL where SQL says NULL)."""
     match condition:
         case Comparison(operator=op, operand=operand):
-            return _OPERATORS[op](value, operand_column(operand))
+            return COMPARISON_OPERATORS[op](value, operand_column(operand))
         case Between(lower=lower, upper=upper, negated=negated):
             inside = (value > operand_column(lower)) & (value < operand_column(upper))
             return ~inside if negated else inside
