@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -91,6 +92,45 @@ def _print_summary(summary) -> None:
         console.print(f"[red]{failure}[/red]")
 
 
+@app.command()
+def status(
+    home: Annotated[str | None, typer.Option(help="Working folder (default $ENROLLMENT_HOME or .enrollment).")] = None,
+    raw: Annotated[str | None, typer.Option(help="Raw layer URI (default $ENROLLMENT_RAW_URI).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest runs to show.")] = 10,
+) -> None:
+    """The last runs (outcome, duration, rows in/out/quarantined/duplicate, DQ score), the asset checks failing now
+    and the raw files not processed yet."""
+    import warnings
+
+    from enrollment_platform.settings import Settings, SettingsError
+
+    with warnings.catch_warnings():  # Dagster's beta notices about the definitions are no news to a user
+        warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+        from enrollment_platform.monitoring.status import (
+            build_status,
+            checks_table,
+            datasets_table,
+            pending_table,
+            runs_table,
+        )
+
+        try:
+            report = build_status(Settings.from_env(home=home, raw_uri=raw), limit)
+        except SettingsError as error:
+            console.print(f"[red]configuration error:[/red] {error}")
+            raise typer.Exit(2) from error
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), default=str) + "\n")
+        return
+    out = Console()
+    out.print(runs_table(report) if report.runs else f"no runs yet under {report.home}")
+    if report.runs:
+        out.print(datasets_table(report.runs[0]))
+    out.print(checks_table(report) if report.failing_checks else "no failing asset checks")
+    out.print(pending_table(report) if report.pending else f"no raw files pending under {report.raw_uri}")
+
+
 @dq_app.command("lint")
 def dq_lint(files: Annotated[list[Path], typer.Argument(help="DQDL ruleset files.")]) -> None:
     """Exit 0 when every ruleset parses and is valid; else print FILE:LINE:COL: message and exit 1."""
@@ -134,6 +174,89 @@ def pii_detect() -> None:
         spans = [span.to_dict() for span in detector.find(text)]
         sys.stdout.write(json.dumps({"spans": spans}) + "\n")
         sys.stdout.flush()
+
+
+@app.command()
+def audit(
+    home: Annotated[str | None, typer.Option(help="Working folder (default $ENROLLMENT_HOME or .enrollment).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as one JSON list on stdout.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest runs to show.")] = 10,
+) -> None:
+    """Recent runs from the audit log (<lake>/_audit/): who ran them, what they read and wrote, and the grants and
+    revocations the access policy applied."""
+    from enrollment_platform.resources.lake import LocalLake
+    from enrollment_platform.security.audit import recent_runs
+    from enrollment_platform.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(home=home)
+    except SettingsError as error:
+        console.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(2) from error
+    runs = recent_runs(LocalLake(root=settings.lake_uri), limit)
+    if as_json:
+        sys.stdout.write(json.dumps(runs) + "\n")
+    elif not runs:
+        console.print(f"no audit records under {settings.lake_uri}/_audit")
+    else:
+        _print_audit(runs)
+
+
+def _print_audit(runs: list[dict]) -> None:
+    table = Table(title="recent runs (audit log)")
+    for column in ("recorded_at", "run_id", "actor", "batch", "reads", "writes", "grants", "revokes"):
+        table.add_column(column)
+    for run in runs:
+        kinds = [change["kind"] for change in run["access_changes"]]
+        counts = (len(run["reads"]), len(run["writes"]), kinds.count("grant"), kinds.count("revoke"))
+        table.add_row(
+            run["recorded_at"],
+            run["run_id"],
+            f"{run['actor']} ({run['actor_source']})",
+            run["batch"],
+            *map(str, counts),
+        )
+    out = Console()
+    out.print(table)
+    for run in runs:
+        for change in run["access_changes"]:
+            line = f"{run['recorded_at']} {run['run_id'][:8]} {change['kind']:6} {change['detail']}: {change['object']}"
+            out.print(line, markup=False, highlight=False)
+
+
+@app.command("glue-package")
+def glue_package(
+    out: Annotated[Path, typer.Option(help="Folder for the wheel, the scripts and glue_manifest.json.")] = Path(
+        "dist/glue"
+    ),
+    upload: Annotated[
+        str | None,
+        typer.Option(
+            help="s3://BUCKET or s3://BUCKET/PREFIX to put every artifact in (the catalog stack reads the bucket root)."
+        ),
+    ] = None,
+) -> None:
+    """Build the Glue jobs' artifacts: the project wheel, glue_scripts/*.py and glue_manifest.json (their S3 keys
+    and each job's --additional-python-modules); with --upload, put them in the bucket."""
+    from enrollment_platform.packaging import PackagingError, S3Target, build_glue_package, upload_glue_package
+
+    try:
+        target = S3Target.parse(upload) if upload else None
+        manifest = build_glue_package(out)
+        if target:
+            manifest = upload_glue_package(out, target)
+    except PackagingError as error:
+        console.print(f"[red]packaging error:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
+    lines = [
+        f"wheel: {out / manifest['files'][manifest['wheel']]}",
+        f"scripts: {', '.join(manifest['scripts'])} -> {out / 'glue_scripts'}",
+        f"manifest: {out / 'glue_manifest.json'}",
+        *([f"uploaded {len(manifest['files']) + 1} objects to {target.uri('')}"] if target else []),
+        f"catalog stack parameter: ProjectWheelKey={manifest['wheel']}",
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -165,8 +165,6 @@ def execute_batch(
 def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
     """Materialize every asset for the raw files not yet processed, one batch per run of consecutive ingestion
     dates, oldest first; the summary says what became of every row. With nothing new, nothing runs."""
-    if settings.engine != "local":
-        raise SettingsError(f"engine {settings.engine!r} is not available in this version: use --engine local")
     summaries = []
     for first, last in pending_ranges(settings):
         result = execute_batch(settings, first, last, log_level=log_level)

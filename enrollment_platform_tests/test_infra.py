@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from enrollment_platform.resources.job_runner import STEPS
 from enrollment_platform.settings import Settings
 from enrollment_platform_tests.conftest import IN_CI, REPO
 
@@ -30,7 +31,7 @@ except ImportError:  # pragma: no cover - cfn-lint is a test dependency of infra
 INFRA = REPO / "infra"
 # deployment order (README "Deploying to AWS"): a stack only imports exports of stacks before it
 STACK_ORDER = ["storage", "notifications", "catalog", "warehouse", "orchestration", "governance"]
-GLUE_JOBS = ["standardize", "redact", "validate", "build_star"]
+GLUE_JOBS = list(STEPS)  # one Glue job per step the Dagster Glue job runner starts (<prefix>-<step>)
 LINT_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"]
 # cfn-lint findings we accept, by rule id, with the reason. None: zero errors, zero warnings, zero informational.
 ALLOWED_LINT_RULES: dict[str, str] = {}
@@ -82,6 +83,8 @@ DEPLOYMENT_VARIABLES = {
     "ENROLLMENT_LAKE_URI": "storage",
     "ENROLLMENT_ARTIFACTS_URI": "storage",
     "ENROLLMENT_PII_SECRET_ID": "storage",
+    "ENROLLMENT_PIPES_BUCKET": "storage",
+    "ENROLLMENT_PIPES_PREFIX": "storage",
     "ENROLLMENT_SNS_TOPIC_ARN": "notifications",
     "ENROLLMENT_GLUE_DATABASE": "catalog",
     "ENROLLMENT_GLUE_JOB_PREFIX": "catalog",
@@ -527,6 +530,52 @@ def test_the_glue_jobs_run_the_glue_scripts_with_the_project_wheel():
         assert props["GlueVersion"] == "5.0"  # Python 3.11, the project's minimum
         modules = props["DefaultArguments"]["--additional-python-modules"]
         assert all("${ProjectWheelKey}" in text for text in texts(modules))
+        assert props["Role"] == {"Fn::GetAtt": ["GlueJobRole", "Arn"]}
+
+
+# the lake prefixes the Spark steps read and write (transforms/spark/glue.py and the assets' lake layout)
+GLUE_LAKE_PREFIXES = ("staging", "curated", "quarantine", "dq_results", "restricted")
+
+
+def glue_job_statements() -> dict[str, dict]:
+    """The Glue job role's inline policy statements, by Sid."""
+    (policy,) = dict(resources("catalog", "AWS::IAM::Role"))["GlueJobRole"]["Properties"]["Policies"]
+    return {s["Sid"]: s for s in statements(policy["PolicyDocument"])}
+
+
+def object_patterns(statement: dict) -> set[tuple[str, str]]:
+    """(bucket export, key pattern) of each `arn:...:s3:::${Bucket}/<pattern>` resource of a statement."""
+    found = set()
+    for resource in as_list(statement["Resource"]):
+        text, variables = resource["Fn::Sub"]
+        (bucket,) = imports(variables)
+        found.add((bucket, text.split("${Bucket}/", 1)[1]))
+    return found
+
+
+def test_the_glue_job_role_writes_only_the_step_prefixes_of_the_lake_and_the_pipes_prefix():
+    by_sid = glue_job_statements()
+    curated, artifacts = "enrollment-${Environment}-curated-bucket", "enrollment-${Environment}-artifacts-bucket"
+    lake = by_sid["ReadAndWriteTheLakePrefixesOfTheSteps"]
+    assert set(lake["Action"]) == {"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"}
+    assert object_patterns(lake) == {(curated, f"{prefix}/*") for prefix in GLUE_LAKE_PREFIXES}
+    pipes = (artifacts, f"{template('storage')['Outputs']['EnrollmentPipesPrefix']['Value']}*")
+    assert pipes in object_patterns(by_sid["TempDirAndDagsterPipesMessages"])
+    assert {"s3:GetObject", "s3:PutObject"} <= set(by_sid["TempDirAndDagsterPipesMessages"]["Action"])
+    policy = dict(resources("orchestration"))["OrchestrationPolicy"]["Properties"]["PolicyDocument"]
+    orchestration = {s["Sid"]: s for s in statements(policy)}
+    assert object_patterns(orchestration["DagsterPipesMessages"]) == {pipes}
+
+
+def test_the_redact_job_gets_the_pii_key_secret_its_role_may_read():
+    secret = texts(dict(resources("storage"))["PiiHashKeySecret"]["Properties"]["Name"])[0]
+    redact = dict(resources("catalog"))["RedactJob"]["Properties"]["DefaultArguments"]
+    assert texts(redact["--pii_key_secret"]) == [secret]
+    key = glue_job_statements()["ReadThePiiHashKey"]
+    assert key["Action"] == "secretsmanager:GetSecretValue"
+    assert texts(key["Resource"]) == [
+        f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{secret}-??????"
+    ]
 
 
 def test_every_import_is_exported_by_an_earlier_stack():
@@ -807,13 +856,33 @@ def test_moto_resolves_the_orchestration_policy_to_this_deployment(deployed):
     assert by_sid["ReadAndWriteTheLake"]["Resource"] == f"arn:aws:s3:::{lake}/*"
     assert by_sid["PublishNotifications"]["Resource"] == outputs["notifications"]["EnrollmentSnsTopicArn"]
     assert by_sid["UseTheDataKeyThroughS3SnsAndSecretsManager"]["Resource"] == outputs["storage"]["KmsKeyArn"]
+    prefix = outputs["catalog"]["EnrollmentGlueJobPrefix"]  # GlueJobRunner.job_prefix: it starts <prefix>-<step>
     assert sorted(by_sid["RunTheGlueJobs"]["Resource"]) == sorted(
-        f"arn:aws:glue:{REGION}:{ACCOUNT}:job/enrollment-{ENVIRONMENT}-{job}" for job in GLUE_JOBS
+        f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{prefix}-{job}" for job in GLUE_JOBS
     )
+    pipes = f"arn:aws:s3:::{outputs['storage']['EnrollmentPipesBucket']}/{outputs['storage']['EnrollmentPipesPrefix']}*"
+    assert by_sid["DagsterPipesMessages"]["Resource"] == pipes
     assert (
         by_sid["WarehouseCredentialsAndDataApi"]["Resource"]
         == STAND_IN_EXPORTS[f"enrollment-{ENVIRONMENT}-redshift-workgroup-arn"]
     )
+
+
+def test_moto_resolves_the_glue_job_policy_to_this_deployment(deployed):
+    session, outputs = deployed
+    iam = session.client("iam")
+    role = f"enrollment-{ENVIRONMENT}-glue-job"
+    document = iam.get_role_policy(RoleName=role, PolicyName="glue-job")["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    lake = outputs["storage"]["CuratedBucketName"]
+    assert sorted(by_sid["ReadAndWriteTheLakePrefixesOfTheSteps"]["Resource"]) == sorted(
+        f"arn:aws:s3:::{lake}/{prefix}/*" for prefix in GLUE_LAKE_PREFIXES
+    )
+    pipes = f"arn:aws:s3:::{outputs['storage']['EnrollmentPipesBucket']}/{outputs['storage']['EnrollmentPipesPrefix']}*"
+    assert pipes in by_sid["TempDirAndDagsterPipesMessages"]["Resource"]
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:enrollment/{ENVIRONMENT}/pii-hash-key-??????"
+    assert by_sid["ReadThePiiHashKey"]["Resource"] == secret
 
 
 def test_moto_outputs_configure_the_deployment(deployed):
@@ -826,7 +895,9 @@ def test_moto_outputs_configure_the_deployment(deployed):
         "ENROLLMENT_LAKE_URI": f"s3://enrollment-{ENVIRONMENT}-curated-{suffix}",
         "ENROLLMENT_ARTIFACTS_URI": f"s3://enrollment-{ENVIRONMENT}-artifacts-{suffix}",
         "ENROLLMENT_SNS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:enrollment-{ENVIRONMENT}-notifications",
-        "ENROLLMENT_GLUE_JOB_PREFIX": f"enrollment-{ENVIRONMENT}-",
+        "ENROLLMENT_PIPES_BUCKET": f"enrollment-{ENVIRONMENT}-artifacts-{suffix}",
+        "ENROLLMENT_PIPES_PREFIX": "dagster-pipes/",
+        "ENROLLMENT_GLUE_JOB_PREFIX": f"enrollment-{ENVIRONMENT}",
         "ENROLLMENT_REDSHIFT_IAM_ROLE": f"arn:aws:iam::{ACCOUNT}:role/enrollment-{ENVIRONMENT}-redshift",
         "AWS_REGION": REGION,
     }  # the others refer to resources moto cannot create (secret, Glue database, workgroup)

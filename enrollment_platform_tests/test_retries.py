@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from enrollment_platform.assets.curated import curated_path
+from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.raw import raw_assets
 from enrollment_platform.assets.warehouse import warehouse_assets
 from enrollment_platform.resources.lake import LocalLake
@@ -44,7 +44,7 @@ def lake(tmp_path) -> LocalLake:
     duckdb.execute(
         "COPY (SELECT * FROM (VALUES ('C1', 'Algebra'), ('C2', 'Biology')) t(course_id, course_name), "
         "(SELECT 'courses.csv' AS _source_file, 1::BIGINT AS _source_row, []::VARCHAR[] AS _flags)) "
-        f"TO '{lake.path(*curated_path('courses'))}' (FORMAT parquet)"
+        f"TO '{lake.path(*curated_parts('courses'))}' (FORMAT parquet)"
     )
     return lake
 

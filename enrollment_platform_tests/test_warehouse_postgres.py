@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enrollment_platform.assets.curated import curated_path
+from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
 from enrollment_platform.resources.lake import LocalLake
@@ -74,7 +74,7 @@ def replay(settings: Settings, run_id: str, warehouse: Warehouse) -> dict:
     results = {}
     for spec in sorted(load_catalog().warehouse.values(), key=lambda s: bool(s.references)):
         load = warehouse.load_fact if spec.references else warehouse.load_dimension
-        results[spec.table] = load(spec, lake.path(*curated_path(spec.dataset)))
+        results[spec.table] = load(spec, lake.path(*curated_parts(spec.dataset)))
     for table, raw in load_pii_policy()["restricted"].items():
         spec = DimensionSpec(table, raw["dataset"], raw["key"], f"{table}_key")
         results[table] = warehouse.load_table(spec, lake.path(*restricted_path(table)))

@@ -78,5 +78,15 @@ def test_dagster_dev_serves_every_asset(tmp_path: Path):
     expected = {tuple(key.path) for asset in build_assets_and_checks()[0] for key in asset.keys}
     assert served == expected
     groups = {node["groupName"] for node in nodes}
-    assert groups == {"raw", "standardized", "deduped", "validated", "redacted", "curated", "warehouse"}
+    assert groups == {
+        "raw",
+        "standardized",
+        "deduped",
+        "validated",
+        "redacted",
+        "curated",
+        "catalog",
+        "warehouse",
+        "monitoring",
+    }
     assert process.returncode is not None

@@ -76,3 +76,21 @@ def write_query(engine, lake, query: str, *parts: str, order_by: str = "") -> in
             return count_rows(con, temporary)
     finally:
         con.close()
+
+
+def step_arguments(context, lake, step: str, dataset: str, batch: str, **paths: str | None) -> dict[str, str]:
+    """The Glue-style arguments of a job step launched for this asset (see `transforms/spark/glue.py`)."""
+    arguments = {
+        "--JOB_NAME": f"enrollment-{step}",
+        "--lake_uri": lake.uri(),
+        "--dataset": dataset,
+        "--batch": batch,
+        "--run_id": context.run.run_id,
+    }
+    arguments |= {f"--{name}": value for name, value in paths.items() if value is not None}
+    return arguments
+
+
+def uri_list(lake, parts_list: list[list[str]]) -> str:
+    """Lake objects as the comma-separated URIs a launched step takes."""
+    return ",".join(lake.uri(*parts) for parts in parts_list)

@@ -8,7 +8,6 @@ it is in quarantine. The file is replaced atomically, so a reader sees the state
 """
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import dagster as dg
 
@@ -20,14 +19,17 @@ from enrollment_platform.assets.common import (
     layer_asset,
     read_parquet,
     staged,
+    staged_parts,
+    step_arguments,
     write_query,
 )
-from enrollment_platform.assets.deduped import curated_state_path
-from enrollment_platform.assets.raw import staged_raw_files
+from enrollment_platform.assets.deduped import curated_parts, curated_state_path, curated_state_uri
+from enrollment_platform.assets.raw import launches_job, staged_raw_files, staged_raw_uris
 from enrollment_platform.assets.redacted import restricted_path, restricted_tables
 from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 
 
@@ -46,8 +48,7 @@ class Reconciliation:
         return {**asdict(self), "balanced": self.balanced}
 
 
-def curated_path(dataset: str) -> list[str]:
-    return ["curated", dataset, f"{dataset}.parquet"]
+RECONCILED = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
 
 
 def reconcile(lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str) -> Reconciliation:
@@ -86,7 +87,7 @@ def merge_into_state(
 ) -> tuple[int, int]:
     """Merge a batch into a state file atomically; return (rows in the new state, old rows replaced)."""
     state_file = lake.path(*target)
-    state = read_parquet(state_file) if Path(state_file).exists() else None
+    state = read_parquet(state_file) if lake.exists(*target) else None
     con = engine.connect()
     try:
         before = count_rows(con, state_file) if state else 0
@@ -98,36 +99,78 @@ def merge_into_state(
     return rows, before + added - rows
 
 
+def _curate_in_process(lake, engine, dataset: str, batch: str) -> dict:
+    """The DuckDB body: merge the batch into the curated and restricted states; count where every row went."""
+    primary_key = load_catalog().datasets[dataset].primary_key
+    winners = _winners(lake, dataset, batch)
+    state_rows, replaced = merge_into_state(
+        engine, lake, curated_parts(dataset), staged(lake, "redacted", dataset, batch), winners, primary_key
+    )
+    for table, restricted in restricted_tables(dataset).items():
+        batch_file = staged(lake, "restricted", table, batch)
+        merge_into_state(engine, lake, restricted_path(table), batch_file, winners, restricted["key"])
+    counts = reconcile(lake, engine, dataset, batch)
+    return {**counts.to_dict(), "reconciled": counts.balanced, "rows_replaced": replaced, "state_rows": state_rows}
+
+
+def _launch_curate(context, lake, job_runner: JobRunner, dataset: str, batch: str) -> dict:
+    """The launched curate step, given every object the DuckDB body reads and writes."""
+    restricted = {
+        table: "|".join(
+            [
+                lake.uri(*staged_parts("restricted", table, batch)),
+                lake.uri(*restricted_path(table)),
+                lake.uri(*restricted_path(table)) if lake.exists(*restricted_path(table)) else "",
+            ]
+        )
+        for table in restricted_tables(dataset)
+    }
+    paths = {
+        "input": lake.uri(*staged_parts("redacted", dataset, batch)),
+        "output": lake.uri(*curated_parts(dataset)),
+        "state": curated_state_uri(lake, dataset),
+        "deduped": lake.uri(*staged_parts("deduped", dataset, batch)),
+        "staged_raw": staged_raw_uris(lake, dataset, batch),
+        "quarantine_output": lake.uri(*quarantine_parts(lake, dataset, batch)),
+        "restricted": ",".join(f"{table}={value}" for table, value in restricted.items()) or None,
+    }
+    launched = job_runner.run(context, "curate", step_arguments(context, lake, "curate", dataset, batch, **paths))
+    return {name: getattr(value, "value", value) for name, value in (launched.metadata or {}).items()}
+
+
 def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
     @layer_asset(
         "curated",
         dataset,
         f"{dataset}: the curated Parquet (Snappy) state, merged batch by batch, written atomically, no raw PII.",
         deps=[key("redacted", dataset)],
-    )
-    def curated_asset(context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
-        batch = batch_of(context)
-        primary_key = load_catalog().datasets[dataset].primary_key
-        winners = _winners(lake, dataset, batch)
-        state_rows, replaced = merge_into_state(
-            engine, lake, curated_path(dataset), staged(lake, "redacted", dataset, batch), winners, primary_key
-        )
-        for table, restricted in restricted_tables(dataset).items():
-            merge_into_state(
-                engine,
-                lake,
-                restricted_path(table),
-                staged(lake, "restricted", table, batch),
-                winners,
-                restricted["key"],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "reconciliation",
+                asset=key("curated", dataset),
+                blocking=True,
+                description="rows_in = rows_out + rows_quarantined + rows_duplicate for the run's batch, "
+                "counted from the files by the engine that merged them.",
             )
-        counts = reconcile(lake, engine, dataset, batch)
-        metadata = {name: dg.MetadataValue.int(value) for name, value in asdict(counts).items()}
+        ],
+    )
+    def curated_asset(
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, job_runner: JobRunner
+    ) -> dg.MaterializeResult:
+        batch = batch_of(context)
+        launches = launches_job(job_runner, lake, dataset, batch)
+        if launches:
+            values = _launch_curate(context, lake, job_runner, dataset, batch)
+        else:
+            values = _curate_in_process(lake, engine, dataset, batch)
+        counts = Reconciliation(*(int(values[name]) for name in RECONCILED))
+        metadata = {name: dg.MetadataValue.int(getattr(counts, name)) for name in RECONCILED}
         metadata |= {
             "batch": batch,
+            "engine": str(values.get("engine", job_runner.engine_kind if launches else "duckdb")),
             "reconciled": dg.MetadataValue.bool(counts.balanced),
-            "rows_replaced": dg.MetadataValue.int(replaced),
-            "state_rows": dg.MetadataValue.int(state_rows),
+            "rows_replaced": dg.MetadataValue.int(int(values["rows_replaced"])),
+            "state_rows": dg.MetadataValue.int(int(values["state_rows"])),
             "path": dg.MetadataValue.path(curated_state_path(lake, dataset)),
         }
         if not counts.balanced:
@@ -137,26 +180,10 @@ def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
                 metadata=metadata,
                 allow_retries=False,
             )
-        return dg.MaterializeResult(metadata=metadata)
+        check = dg.AssetCheckResult(check_name="reconciliation", passed=True, metadata=counts.to_dict())
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return curated_asset
 
 
-def build_reconciliation_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=key("curated", dataset),
-        name="reconciliation",
-        blocking=True,
-        description="rows_in = rows_out + rows_quarantined + rows_duplicate for the run's batch, from the files.",
-    )
-    def reconciliation_check(
-        context: dg.AssetCheckExecutionContext, lake: LocalLake, engine: DuckDBEngine
-    ) -> dg.AssetCheckResult:
-        counts = reconcile(lake, engine, dataset, batch_of(context))
-        return dg.AssetCheckResult(passed=counts.balanced, metadata=counts.to_dict())
-
-    return reconciliation_check
-
-
 curated_assets = [build_curated_asset(dataset) for dataset in DATASETS]
-curated_checks = [build_reconciliation_check(dataset) for dataset in DATASETS]

@@ -4,8 +4,6 @@ A batch row is compared with the batch and with the curated state of earlier bat
 a record wins whatever order the files arrived in.
 """
 
-from pathlib import Path
-
 import dagster as dg
 
 from enrollment_platform.assets.common import (
@@ -17,22 +15,33 @@ from enrollment_platform.assets.common import (
     read_parquet,
     staged,
     staged_parts,
+    step_arguments,
     write_query,
 )
+from enrollment_platform.assets.raw import launches_job
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.dedup import ranked_sql
 
 
-def curated_state_path(lake: LocalLake, dataset: str) -> str:
+def curated_parts(dataset: str) -> list[str]:
     """The curated layer's current rows of a dataset (all batches so far)."""
-    return lake.path("curated", dataset, f"{dataset}.parquet")
+    return ["curated", dataset, f"{dataset}.parquet"]
+
+
+def curated_state_path(lake: LocalLake, dataset: str) -> str:
+    return lake.path(*curated_parts(dataset))
 
 
 def curated_state_source(lake: LocalLake, dataset: str) -> str | None:
-    path = curated_state_path(lake, dataset)
-    return read_parquet(path) if Path(path).exists() else None
+    return read_parquet(curated_state_path(lake, dataset)) if lake.exists(*curated_parts(dataset)) else None
+
+
+def curated_state_uri(lake: LocalLake, dataset: str) -> str | None:
+    """The curated state for a launched job step; None before the first batch is curated."""
+    return lake.uri(*curated_parts(dataset)) if lake.exists(*curated_parts(dataset)) else None
 
 
 def build_deduped_asset(dataset: str) -> dg.AssetsDefinition:
@@ -42,9 +51,18 @@ def build_deduped_asset(dataset: str) -> dg.AssetsDefinition:
         f"{dataset}: one row per record; removed duplicates keep the reason and the row they lost to.",
         deps=[key("standardized", dataset)],
     )
-    def deduped_asset(context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine) -> dg.MaterializeResult:
+    def deduped_asset(
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, job_runner: JobRunner
+    ) -> dg.MaterializeResult:
         catalog = load_catalog()
         batch = batch_of(context)
+        if launches_job(job_runner, lake, dataset, batch):
+            paths = {
+                "input": lake.uri(*staged_parts("standardized", dataset, batch)),
+                "output": lake.uri(*staged_parts("deduped", dataset, batch)),
+                "state": curated_state_uri(lake, dataset),
+            }
+            return job_runner.run(context, "dedup", step_arguments(context, lake, "dedup", dataset, batch, **paths))
         source = read_parquet(staged(lake, "standardized", dataset, batch))
         state = curated_state_source(lake, dataset)
         query = ranked_sql(catalog.datasets[dataset], catalog.last_modified_column, source, state)

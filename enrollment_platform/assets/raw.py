@@ -29,6 +29,7 @@ from enrollment_platform.partitions import (
     single_run_backfill,
 )
 from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import RawFile, RawLayer
 from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
@@ -39,6 +40,16 @@ from enrollment_platform.transforms.sql import quote_ident
 def staged_raw_files(lake: LocalLake, dataset: str, batch: str) -> list[str]:
     """The staged Parquet files of the batch's raw files."""
     return [f.staged for f in read_batch(lake, batch, dataset)]
+
+
+def staged_raw_uris(lake: LocalLake, dataset: str, batch: str) -> str:
+    """The batch's staged raw files as the comma-separated URIs a launched job step reads."""
+    return ",".join(lake.uri("staging", "raw", dataset, Path(f).name) for f in staged_raw_files(lake, dataset, batch))
+
+
+def launches_job(job_runner: JobRunner, lake: LocalLake, dataset: str, batch: str) -> bool:
+    """Whether this batch's steps run as launched jobs (Spark/Glue); an empty batch needs no cluster."""
+    return not job_runner.in_process and bool(staged_raw_files(lake, dataset, batch))
 
 
 def staged_raw_source(lake: LocalLake, dataset: str, batch: str) -> str:

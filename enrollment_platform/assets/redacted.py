@@ -15,13 +15,16 @@ from enrollment_platform.assets.common import (
     markdown_table,
     staged,
     staged_parts,
+    step_arguments,
     write_query,
 )
+from enrollment_platform.assets.raw import launches_job
 from enrollment_platform.config import load_catalog, load_pii_policy
 from enrollment_platform.pii.detectors import default_detector
 from enrollment_platform.pii.duckdb_functions import PiiEngine
 from enrollment_platform.pii.report import DatasetScan, scan_dataset, write_report
 from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.pii import PiiKey
 from enrollment_platform.transforms.redact import needs_key, redact_sql
@@ -67,6 +70,34 @@ def report_metadata(scan: DatasetScan, path: str) -> dict[str, dg.MetadataValue]
     return metadata
 
 
+def _redact_in_process(lake, engine, pii_key: PiiKey, dataset: str, batch: str) -> dict:
+    """The DuckDB body: the batch's validated rows redacted, and the restricted tables' rows of the batch."""
+    policy = load_pii_policy()
+    source = f"read_parquet({quote_literal(staged(lake, 'validated', dataset, batch))})"
+    protected = policy.get("datasets", {}).get(dataset, {})
+    key_bytes = pii_key.key() if protected and needs_key({"datasets": {dataset: protected}}) else None
+    query = redact_sql(load_catalog().datasets[dataset], policy, key_bytes, source)
+    metadata = {"rows": write_query(PiiEngine(engine), lake, query, *staged_parts("redacted", dataset, batch))}
+    for table, restricted in restricted_tables(dataset).items():
+        columns = [restricted["key"], *restricted["columns"]]
+        query = f"SELECT {column_list(columns)} FROM {source}"
+        parts = staged_parts("restricted", table, batch)
+        metadata[f"{table}_rows"] = write_query(engine, lake, query, *parts, order_by=restricted["key"])
+    return metadata
+
+
+def _launch_redact(context, lake, pii_key: PiiKey, job_runner: JobRunner, dataset: str, batch: str) -> dict:
+    """The launched redact step; the key travels as the key resource says (environment or secret id)."""
+    restricted = {table: lake.uri(*staged_parts("restricted", table, batch)) for table in restricted_tables(dataset)}
+    paths = {
+        "input": lake.uri(*staged_parts("validated", dataset, batch)),
+        "output": lake.uri(*staged_parts("redacted", dataset, batch)),
+        "restricted": ",".join(f"{table}={uri}" for table, uri in restricted.items()) or None,
+    }
+    arguments = step_arguments(context, lake, "redact", dataset, batch, **paths) | pii_key.job_arguments()
+    return dict(job_runner.run(context, "redact", arguments, env=pii_key.job_env()).metadata or {})
+
+
 def build_redacted_asset(dataset: str) -> dg.AssetsDefinition:
     @layer_asset(
         "redacted",
@@ -75,30 +106,19 @@ def build_redacted_asset(dataset: str) -> dg.AssetsDefinition:
         deps=[key("validated", dataset)],
     )
     def redacted_asset(
-        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, pii_key: PiiKey
+        context: dg.AssetExecutionContext,
+        lake: LocalLake,
+        engine: DuckDBEngine,
+        pii_key: PiiKey,
+        job_runner: JobRunner,
     ) -> dg.MaterializeResult:
-        policy = load_pii_policy()
-        spec = load_catalog().datasets[dataset]
         batch = batch_of(context)
-        source = f"read_parquet('{staged(lake, 'validated', dataset, batch)}')"
-        protected = policy.get("datasets", {}).get(dataset, {})
-        key_bytes = pii_key.key() if protected and needs_key({"datasets": {dataset: protected}}) else None
-        rows = write_query(
-            PiiEngine(engine),
-            lake,
-            redact_sql(spec, policy, key_bytes, source),
-            *staged_parts("redacted", dataset, batch),
-        )
-        metadata = {
-            "rows": dg.MetadataValue.int(rows),
-            "pii_actions": dg.MetadataValue.json({c: r["action"] for c, r in protected.items()}),
-        }
-        for table, restricted in restricted_tables(dataset).items():
-            columns = [restricted["key"], *restricted["columns"]]
-            query = f"SELECT {column_list(columns)} FROM {source}"
-            metadata[f"{table}_rows"] = dg.MetadataValue.int(
-                write_query(engine, lake, query, *staged_parts("restricted", table, batch), order_by=restricted["key"])
-            )
+        if launches_job(job_runner, lake, dataset, batch):
+            metadata = _launch_redact(context, lake, pii_key, job_runner, dataset, batch)
+        else:
+            metadata = _redact_in_process(lake, engine, pii_key, dataset, batch)
+        protected = load_pii_policy().get("datasets", {}).get(dataset, {})
+        metadata["pii_actions"] = dg.MetadataValue.json({c: r["action"] for c, r in protected.items()})
         scan = detect_pii(engine, lake, dataset, batch)
         metadata |= report_metadata(scan, write_report(lake, context.run_id, dataset, scan.detections))
         for column, found in scan.unprotected.items():

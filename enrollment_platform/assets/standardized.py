@@ -2,10 +2,20 @@
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, batch_of, key, layer_asset, staged, staged_parts, write_query
-from enrollment_platform.assets.raw import staged_raw_source
+from enrollment_platform.assets.common import (
+    DATASETS,
+    batch_of,
+    key,
+    layer_asset,
+    staged,
+    staged_parts,
+    step_arguments,
+    write_query,
+)
+from enrollment_platform.assets.raw import launches_job, staged_raw_source, staged_raw_uris
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.standardize import standardize_sql
 
@@ -18,10 +28,15 @@ def build_standardized_asset(dataset: str) -> dg.AssetsDefinition:
         deps=[key("raw", dataset)],
     )
     def standardized_asset(
-        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, job_runner: JobRunner
     ) -> dg.MaterializeResult:
         catalog = load_catalog()
         batch = batch_of(context)
+        if launches_job(job_runner, lake, dataset, batch):
+            inputs = staged_raw_uris(lake, dataset, batch)
+            output = lake.uri(*staged_parts("standardized", dataset, batch))
+            arguments = step_arguments(context, lake, "standardize", dataset, batch, input=inputs, output=output)
+            return job_runner.run(context, "standardize", arguments)
         query = standardize_sql(catalog.datasets[dataset], catalog, staged_raw_source(lake, dataset, batch))
         rows = write_query(engine, lake, query, *staged_parts("standardized", dataset, batch))
         con = engine.connect()

@@ -6,6 +6,7 @@ rules, source file and row, run id) and `<lake>/dq_results/dataset=<dataset>/run
 """
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from enrollment_platform.assets.common import (
     DATASETS,
@@ -16,14 +17,16 @@ from enrollment_platform.assets.common import (
     markdown_table,
     staged,
     staged_parts,
+    step_arguments,
 )
-from enrollment_platform.assets.deduped import curated_state_source
-from enrollment_platform.assets.raw import staged_raw_source
+from enrollment_platform.assets.deduped import curated_state_source, curated_state_uri
+from enrollment_platform.assets.raw import launches_job, staged_raw_source, staged_raw_uris
 from enrollment_platform.bookmarks import batch_content_id
 from enrollment_platform.config import load_catalog
-from enrollment_platform.quality.results import write_rule_results
+from enrollment_platform.quality.results import dq_score, rule_results_path, write_rule_results
 from enrollment_platform.quality.rules import DQRule, all_dataset_rules, references_of
 from enrollment_platform.resources.engine import DuckDBEngine
+from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.transforms.validate import validate_dataset
 
@@ -52,57 +55,83 @@ def build_validated_asset(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetsD
         deps=[key("deduped", dataset), *(key("curated", r) for r in references)],
     )
     def validated_asset(
-        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine
+        context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, job_runner: JobRunner
     ) -> dg.MaterializeResult:
-        catalog = load_catalog()
         batch = batch_of(context)
-        con = engine.connect()
-        try:
-            with (
-                lake.atomic_write(*staged_parts("validated", dataset, batch)) as kept,
-                lake.atomic_write(*quarantine_parts(lake, dataset, batch)) as quarantined,
-            ):
-                results = validate_dataset(
-                    con,
-                    catalog.datasets[dataset],
-                    catalog,
-                    rules,
-                    deduped_path=staged(lake, "deduped", dataset, batch),
-                    references={r: reference_source(lake, r) for r in references},
-                    staged_raw=staged_raw_source(lake, dataset, batch),
-                    run_id=context.run.run_id,
-                    kept_path=kept,
-                    quarantine_path=quarantined,
-                )
-            rows_kept = count_rows(con, staged(lake, "validated", dataset, batch))
-            rows_quarantined = count_rows(con, lake.path(*quarantine_parts(lake, dataset, batch)))
-        finally:
-            con.close()
-        write_rule_results(engine, lake, dataset, context.run.run_id, results)
-        for result in results:
-            if result.outcome in ("Unsupported", "Error"):
-                context.log.warning(f"{result.rule_id} {result.rule}: {result.outcome}: {result.message}")
-        return dg.MaterializeResult(
-            metadata={
-                "rows_kept": dg.MetadataValue.int(rows_kept),
-                "rows_quarantined": dg.MetadataValue.int(rows_quarantined),
-                "dq_score": dg.MetadataValue.float(_score(results)),
-                "rules": dg.MetadataValue.md(
-                    markdown_table(
-                        [r.to_dict() for r in results],
-                        ["rule_id", "rule", "severity", "outcome", "evaluated", "failed", "score"],
-                        limit=50,
-                    )
-                ),
+        if launches_job(job_runner, lake, dataset, batch):
+            launched = job_runner.run(context, "validate", _step_arguments(context, lake, dataset, batch, references))
+            results = read_rule_results(lake, dataset, context.run.run_id)
+            metadata = dict(launched.metadata or {})
+        else:
+            results = _validate_in_process(context, lake, engine, dataset, batch, rules, references)
+            metadata = {
+                "rows_kept": dg.MetadataValue.int(_count(engine, lake, staged_parts("validated", dataset, batch))),
+                "rows_quarantined": dg.MetadataValue.int(_count(engine, lake, quarantine_parts(lake, dataset, batch))),
+                "dq_score": dg.MetadataValue.float(dq_score(results)),
+                "rules_failed": dg.MetadataValue.int(sum(r["outcome"] == "Failed" for r in results)),
             }
-        )
+        for result in results:
+            if result["outcome"] in ("Unsupported", "Error"):
+                context.log.warning(f"{result['rule_id']} {result['rule']}: {result['outcome']}: {result['message']}")
+        columns = ["rule_id", "rule", "severity", "outcome", "evaluated", "failed", "score"]
+        metadata["rules"] = dg.MetadataValue.md(markdown_table(results, columns, limit=50))
+        return dg.MaterializeResult(metadata=metadata)
 
     return validated_asset
 
 
-def _score(results) -> float:
-    scored = [r.score for r in results if r.score is not None]
-    return round(sum(scored) / len(scored), 6) if scored else 1.0
+def _validate_in_process(context, lake, engine, dataset: str, batch: str, rules, references) -> list[dict]:
+    """The DuckDB body: split the batch into kept and quarantined rows, write the rule results; return them."""
+    catalog = load_catalog()
+    con = engine.connect()
+    try:
+        with (
+            lake.atomic_write(*staged_parts("validated", dataset, batch)) as kept,
+            lake.atomic_write(*quarantine_parts(lake, dataset, batch)) as quarantined,
+        ):
+            results = validate_dataset(
+                con,
+                catalog.datasets[dataset],
+                catalog,
+                rules,
+                deduped_path=staged(lake, "deduped", dataset, batch),
+                references={r: reference_source(lake, r) for r in references},
+                staged_raw=staged_raw_source(lake, dataset, batch),
+                run_id=context.run.run_id,
+                kept_path=kept,
+                quarantine_path=quarantined,
+            )
+    finally:
+        con.close()
+    write_rule_results(lake, dataset, context.run.run_id, results)
+    return [r.to_dict() for r in results]
+
+
+def _step_arguments(context, lake, dataset: str, batch: str, references: list[str]) -> dict[str, str]:
+    """The launched validate step's inputs and outputs (the same lake objects the DuckDB body uses)."""
+    given = {name: curated_state_uri(lake, name) for name in references}
+    paths = {
+        "input": lake.uri(*staged_parts("deduped", dataset, batch)),
+        "output": lake.uri(*staged_parts("validated", dataset, batch)),
+        "staged_raw": staged_raw_uris(lake, dataset, batch),
+        "quarantine_output": lake.uri(*quarantine_parts(lake, dataset, batch)),
+        "results_output": lake.uri(*rule_results_path(lake, dataset, context.run.run_id)),
+        "references": ",".join(f"{name}={uri}" for name, uri in given.items() if uri) or None,
+    }
+    return step_arguments(context, lake, "validate", dataset, batch, **paths)
+
+
+def read_rule_results(lake, dataset: str, run_id: str) -> list[dict]:
+    """This run's rule results of a dataset, as the step wrote them."""
+    return pq.read_table(lake.path(*rule_results_path(lake, dataset, run_id))).to_pylist()
+
+
+def _count(engine, lake, parts: list[str]) -> int:
+    con = engine.connect()
+    try:
+        return count_rows(con, lake.path(*parts))
+    finally:
+        con.close()
 
 
 def build_validated_assets(rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None) -> list:

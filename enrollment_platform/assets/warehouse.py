@@ -8,7 +8,7 @@ import dagster as dg
 
 from enrollment_platform import bookmarks
 from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
-from enrollment_platform.assets.curated import curated_path
+from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
 from enrollment_platform.partitions import ingest_date_partitions, single_run_backfill
@@ -59,7 +59,7 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
     )
     @retry_transient_only
     def table_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
-        parquet = lake.path(*curated_path(spec.dataset))
+        parquet = lake.path(*curated_parts(spec.dataset))
         if skipped := _no_state(parquet):
             return skipped
         result = warehouse.load_fact(spec, parquet) if is_fact else warehouse.load_dimension(spec, parquet)
@@ -99,8 +99,14 @@ def dq_results_table(
     staged = ["staging", "dq_results", f"{run_id}.parquet"]
     combined = write_query(engine, lake, f"SELECT * FROM {read_parquet(files)}", *staged)
     loaded = warehouse.append_results("dq_results", lake.path(*staged), run_id)
+    from enrollment_platform.monitoring.dq_trend import dq_trend_metadata  # the pass-rate chart of the last runs
+
     return dg.MaterializeResult(
-        metadata={"rules": dg.MetadataValue.int(combined), "rows_loaded": dg.MetadataValue.int(loaded)}
+        metadata={
+            "rules": dg.MetadataValue.int(combined),
+            "rows_loaded": dg.MetadataValue.int(loaded),
+            **dq_trend_metadata(lake, run_id),
+        }
     )
 
 

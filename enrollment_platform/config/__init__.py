@@ -156,3 +156,34 @@ def ruleset_text(dataset: str) -> str:
 def load_quality_settings() -> dict[str, Any]:
     """Thresholds of the non-blocking health checks (config/quality.yaml)."""
     return yaml.safe_load(read_text("quality.yaml"))
+
+
+SCHEMA_DRIFT_POLICIES = ("evolve", "warn", "fail")
+SCHEMA_DRIFT_ENV = "ENROLLMENT_SCHEMA_DRIFT"
+
+
+@cache
+def _configured_schema_drift_policy() -> str:
+    return str(yaml.safe_load(read_text("schema_drift.yaml"))["policy"])
+
+
+def schema_drift_policy(environ: dict[str, str] | None = None) -> str:
+    """What the data catalog does on schema drift (config/schema_drift.yaml): `evolve`, `warn` or `fail`;
+    $ENROLLMENT_SCHEMA_DRIFT overrides it for one environment."""
+    env = os.environ if environ is None else environ
+    override = env.get(SCHEMA_DRIFT_ENV, "").strip().lower()
+    policy = override or _configured_schema_drift_policy().strip().lower()
+    if policy not in SCHEMA_DRIFT_POLICIES:
+        where = f"{SCHEMA_DRIFT_ENV}={override!r}" if override else "schema_drift.yaml: policy"
+        raise ConfigError(f"{where}: {policy!r} is not one of {', '.join(SCHEMA_DRIFT_POLICIES)}")
+    return policy
+
+
+def load_access_policy(path: str | None = None) -> dict[str, Any]:
+    """The access policy document: the file at `path`, else the packaged config/access_policy.yaml (parsed and
+    checked by enrollment_platform.security.policy)."""
+    text = Path(path).read_text(encoding="utf-8") if path else read_text("access_policy.yaml")
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path or 'access_policy.yaml'}: expected a mapping with `roles:`, got {type(document)}")
+    return document

@@ -23,6 +23,15 @@ class PiiKey(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.key()
 
+    def job_env(self) -> dict[str, str]:
+        """Environment a launched job step on this machine reads the key from (never its command line)."""
+        env_var = load_pii_policy().get("hash_key_env", "ENROLLMENT_PII_KEY")
+        return {env_var: self.key().decode()}
+
+    def job_arguments(self) -> dict[str, str]:
+        """Arguments telling a launched job step where to fetch the key itself (none: it gets `job_env`)."""
+        return {}
+
 
 class LocalPiiKey(PiiKey):
     """The key from the policy's environment variable, else (when allowed) a key generated once under `home`."""
@@ -55,3 +64,9 @@ class SecretsManagerPiiKey(PiiKey):
         secret = response.get("SecretString")
         value = secret.encode() if secret is not None else response.get("SecretBinary", b"")
         return checked_key(value, source)
+
+    def job_env(self) -> dict[str, str]:
+        return {}  # a Glue job reads the secret itself: the key never leaves Secrets Manager
+
+    def job_arguments(self) -> dict[str, str]:
+        return {"--pii_key_secret": self.secret_id}

@@ -118,14 +118,17 @@ def _first_line(message: str) -> str:
 
 
 def _parquet_source(path: Path) -> str:
-    source = f"read_parquet({quote_literal(str(path))})"
+    source = f"read_parquet({quote_literal(str(path))}, hive_partitioning = false)"  # ingest_date= is not data
     return f"(SELECT * EXCLUDE (ordinality), ordinality AS _source_row FROM {source} WITH ORDINALITY)"
 
 
 def _csv_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) -> str:
     """Rows parsed by DuckDB's CSV reader, plus the lines it rejected (kept as `_raw_line`)."""
     literal = quote_literal(str(path))
-    options = f"all_varchar=true, header=true, store_rejects=true, encoding={quote_literal(report.encoding)}"
+    options = (
+        f"all_varchar=true, header=true, store_rejects=true, hive_partitioning=false, "
+        f"encoding={quote_literal(report.encoding)}"
+    )
     con.execute("DROP TABLE IF EXISTS _parsed; DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
     con.execute(
         f"CREATE TEMP TABLE _parsed AS SELECT * EXCLUDE (ordinality), ordinality AS _source_row "

@@ -20,9 +20,10 @@ import pyarrow as pa
 from enrollment_platform.config import DimensionSpec
 from enrollment_platform.resources.warehouse.dialects import Dialect
 from enrollment_platform.resources.warehouse.model import TableDef, log_table, read_schema, star_table
-from enrollment_platform.transforms.sql import column_list, quote_ident
+from enrollment_platform.transforms.sql import column_list, quote_ident, quote_literal
 
 Fetch = Callable[[str], list[tuple]]
+SLOW_QUERIES = 10  # how many statements `slow_queries` reports
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,39 @@ class LoadResult:
     inserted: int
     updated: int
     deleted: int
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """A table's exact row count and its size in bytes (None where the warehouse cannot tell)."""
+
+    table: str
+    rows: int
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class QueryStats:
+    """One statement's timings as the warehouse reports them; `query_id` is stable across observations."""
+
+    query_id: str
+    query: str
+    calls: int
+    mean_ms: float
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class QueryLog:
+    """The slowest statements and where they come from. `available` is False, with a `note` saying why, when the
+    source is missing (e.g. pg_stat_statements not installed); `cumulative` when the figures add up since the
+    source was last reset rather than covering a recent window."""
+
+    source: str
+    available: bool
+    note: str
+    queries: tuple[QueryStats, ...] = ()
+    cumulative: bool = False
 
 
 class Session:
@@ -90,6 +124,14 @@ class Warehouse(dg.ConfigurableResource):
     def _schema(self, parquet: str) -> pa.Schema:
         return read_schema(parquet)
 
+    @abstractmethod
+    def _table_sizes(self) -> dict[str, int]:
+        """Bytes on disk of each table of the current schema."""
+
+    @abstractmethod
+    def slow_queries(self, limit: int = SLOW_QUERIES) -> QueryLog:
+        """The `limit` slowest statements by mean time, from the warehouse's own statistics."""
+
     # --- the interface ---------------------------------------------------------------------------------------
 
     def tables(self) -> list[str]:
@@ -98,6 +140,16 @@ class Warehouse(dg.ConfigurableResource):
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(name, data type) of each column of a table, in order."""
         return [(row[0], row[1]) for row in self.query(self.dialect.describe(), [table])]
+
+    def table_stats(self) -> list[TableStats]:
+        """Every table of the current schema with its exact row count and its size in bytes."""
+        tables = self.tables()
+        if not tables:
+            return []
+        counts = " UNION ALL ".join(f"SELECT {quote_literal(t)}, count(*) FROM {quote_ident(t)}" for t in tables)
+        rows = dict(self.query(counts))
+        sizes = self._table_sizes()
+        return [TableStats(t, int(rows[t]), sizes.get(t)) for t in tables]
 
     @contextmanager
     def scan_view(self, table: str, text_columns: list[str]) -> Iterator[tuple[Fetch, str]]:
@@ -131,6 +183,13 @@ class Warehouse(dg.ConfigurableResource):
             session.execute(sql.insert_run(definition))
             count = session.execute(sql.count_run(definition), [run_id]).fetchone()[0]
         return count
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction for statements other than a load (the access policy: roles, grants, policies, views):
+        committed on exit, rolled back on error."""
+        with self._transaction() as session:
+            yield session
 
     # --- the load --------------------------------------------------------------------------------------------
 

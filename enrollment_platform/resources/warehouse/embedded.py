@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,10 +10,23 @@ from typing import ClassVar
 
 import duckdb
 
-from enrollment_platform.resources.warehouse.base import Fetch, Session, Warehouse
+from enrollment_platform.resources.warehouse.base import (
+    SLOW_QUERIES,
+    Fetch,
+    QueryLog,
+    QueryStats,
+    Session,
+    Warehouse,
+)
 from enrollment_platform.resources.warehouse.dialects import DuckDBDialect
 from enrollment_platform.resources.warehouse.model import TableDef
-from enrollment_platform.transforms.sql import quote_ident
+from enrollment_platform.transforms.sql import quote_ident, quote_literal
+
+PROFILER = "duckdb profiler"
+PROBE_NOTE = (
+    "DuckDB keeps no query history: each observation times one full scan of every table (a hash of every value) "
+    "with DuckDB's profiler"
+)
 
 
 def duckdb_path(url: str) -> str:
@@ -47,6 +61,29 @@ class DuckDBWarehouse(Warehouse):
         """The table itself: the leak scan's SQL is DuckDB's."""
         yield self.query, quote_ident(table)
 
+    def _table_sizes(self) -> dict[str, int]:
+        """Bytes of the storage blocks holding each table (small tables may share a block with others)."""
+        with self.connect() as con:
+            block_size = con.execute(
+                "SELECT block_size FROM pragma_database_size() WHERE database_name = current_database()"
+            ).fetchone()[0]
+            tables = [row[0] for row in con.execute(self.dialect.list_tables()).fetchall()]
+            return {table: _blocks(con, table) * block_size for table in tables}
+
+    def slow_queries(self, limit: int = SLOW_QUERIES) -> QueryLog:
+        """A profiled full scan of every table, slowest first (the embedded warehouse has no query log)."""
+        with self.connect() as con:
+            tables = [row[0] for row in con.execute(self.dialect.list_tables()).fetchall()]
+            con.execute("PRAGMA enable_profiling = 'no_output'")
+            # with the default coverage (SELECT) DuckDB 2.0 reports {"result": "error"} for some scans
+            con.execute("PRAGMA profiling_coverage = 'ALL'")
+            try:
+                timed = [_profiled(con, f"scan:{table}", probe_query(table)) for table in tables]
+            finally:
+                con.execute("PRAGMA disable_profiling")
+        slowest = sorted(timed, key=lambda q: q.mean_ms, reverse=True)[:limit]
+        return QueryLog(PROFILER, True, PROBE_NOTE, tuple(slowest))
+
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.connect() as con:
@@ -60,3 +97,26 @@ class DuckDBWarehouse(Warehouse):
 
     def _stage(self, session: Session, table: TableDef, parquet: str) -> None:
         session.execute(self.dialect.insert_parquet(table, parquet))
+
+
+def probe_query(table: str) -> str:
+    """A query that reads every column of every row of the table."""
+    return f"SELECT bit_xor(hash(COLUMNS(*))) FROM {quote_ident(table)}"
+
+
+def _blocks(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """How many distinct storage blocks the table's column segments occupy."""
+    info = f"pragma_storage_info({quote_literal(table)})"
+    return con.execute(
+        f"SELECT count(DISTINCT block) FROM (SELECT block_id AS block FROM {info} WHERE block_id >= 0 "
+        f"UNION ALL SELECT unnest(additional_block_ids) AS block FROM {info})"
+    ).fetchone()[0]
+
+
+def _profiled(con: duckdb.DuckDBPyConnection, query_id: str, sql: str) -> QueryStats:
+    """Run `sql` and read its total time from DuckDB's profiler (JSON: `query.total_time`, or `latency` in 1.x)."""
+    con.execute(sql).fetchall()
+    profile = json.loads(con.get_profiling_information(format="json"))
+    seconds = profile.get("query", {}).get("total_time", profile.get("latency"))
+    milliseconds = float(seconds) * 1000
+    return QueryStats(query_id, sql, 1, milliseconds, milliseconds)

@@ -18,8 +18,12 @@ PASSWORD_VARIABLE = "ENROLLMENT_REDSHIFT_PASSWORD"
 URL_FORMS = "duckdb:///path/to/file.duckdb, postgresql://user@host:5432/db or redshift://user@host:5439/db"
 
 
-def warehouse_for(url: str, lake_uri: str, environ: Mapping[str, str] | None = None) -> Warehouse:
-    """The warehouse resource a URL names; a SettingsError names the variable to set when a piece is missing."""
+def warehouse_for(
+    url: str, lake_uri: str, environ: Mapping[str, str] | None = None, lake_root: str | None = None
+) -> Warehouse:
+    """The warehouse resource a URL names; a SettingsError names the variable to set when a piece is missing.
+
+    `lake_root`: where the lake resource hands out local copies (the S3 lake's cache), when not `lake_uri`."""
     environ = os.environ if environ is None else environ
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "duckdb":
@@ -27,11 +31,13 @@ def warehouse_for(url: str, lake_uri: str, environ: Mapping[str, str] | None = N
     if scheme in ("postgresql", "postgres"):
         return PostgresWarehouse(url=url)
     if scheme == "redshift":
-        return redshift_from_url(url, lake_uri, environ)
+        return redshift_from_url(url, lake_uri, environ, lake_root)
     raise SettingsError(f"{URL_VARIABLE}={url!r} is not a warehouse URL: use {URL_FORMS}")
 
 
-def redshift_from_url(url: str, lake_uri: str, environ: Mapping[str, str]) -> RedshiftWarehouse:
+def redshift_from_url(
+    url: str, lake_uri: str, environ: Mapping[str, str], lake_root: str | None = None
+) -> RedshiftWarehouse:
     """`redshift://user[:password]@host[:port]/database[?iam_role=arn]`; the IAM role and password may come from
     ENROLLMENT_REDSHIFT_IAM_ROLE / ENROLLMENT_REDSHIFT_PASSWORD; the lake must be in S3 (ENROLLMENT_LAKE_URI)."""
     parts = urlsplit(url)
@@ -56,6 +62,6 @@ def redshift_from_url(url: str, lake_uri: str, environ: Mapping[str, str]) -> Re
         user=unquote(parts.username),
         password=unquote(parts.password) if parts.password else environ.get(PASSWORD_VARIABLE),
         iam_role=iam_role,
-        lake_root=lake_uri,
+        lake_root=lake_root or lake_uri,
         lake_s3_uri=lake_uri,
     )

@@ -18,12 +18,36 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from enrollment_platform.resources.warehouse.base import Session, Warehouse
+from enrollment_platform.resources.warehouse.base import SLOW_QUERIES, QueryLog, QueryStats, Session, Warehouse
 from enrollment_platform.resources.warehouse.dialects import PostgresDialect
 from enrollment_platform.resources.warehouse.model import LIST_SEPARATOR, TableDef, is_list
 from enrollment_platform.transforms.sql import column_list, quote_ident
 
 BATCH_ROWS = 65_536
+STAT_STATEMENTS = "pg_stat_statements"
+NOT_INSTALLED = (
+    "pg_stat_statements is not installed in this database: run CREATE EXTENSION pg_stat_statements, with "
+    "shared_preload_libraries = 'pg_stat_statements' in postgresql.conf (server restart)"
+)
+CUMULATIVE_NOTE = "pg_stat_statements: statements of this database, cumulative since pg_stat_statements_reset()"
+TABLE_SIZES = (
+    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+)
+EXTENSION_SCHEMA = (
+    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE e.extname = 'pg_stat_statements'"
+)
+
+
+def slow_statements_query(schema: str) -> str:
+    """The slowest statements of this database by mean execution time (one parameter: how many)."""
+    return (
+        "SELECT queryid::text, query, calls, mean_exec_time, total_exec_time "
+        f"FROM {quote_ident(schema)}.pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0 "
+        "ORDER BY mean_exec_time DESC LIMIT %s"
+    )
 
 
 def lists_as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -75,6 +99,24 @@ class PostgresWarehouse(Warehouse):
         with psycopg.connect(self.url, autocommit=True) as connection:
             cursor = connection.execute(sql, parameters)
             return cursor.fetchall() if cursor.description else []
+
+    def _table_sizes(self) -> dict[str, int]:
+        """pg_total_relation_size: the table with its indexes and TOAST."""
+        return {name: int(size) for name, size in self.query(TABLE_SIZES)}
+
+    def slow_queries(self, limit: int = SLOW_QUERIES) -> QueryLog:
+        """pg_stat_statements where it is installed and loaded; otherwise a QueryLog saying what is missing."""
+        installed = self.query(EXTENSION_SCHEMA)
+        if not installed:
+            return QueryLog(STAT_STATEMENTS, False, NOT_INSTALLED)
+        try:
+            rows = self.query(slow_statements_query(installed[0][0]), [limit])
+        except psycopg.Error as error:  # e.g. created but not in shared_preload_libraries
+            return QueryLog(STAT_STATEMENTS, False, f"pg_stat_statements cannot be read: {str(error).strip()}")
+        queries = tuple(
+            QueryStats(qid, text, int(calls), float(mean), float(total)) for qid, text, calls, mean, total in rows
+        )
+        return QueryLog(STAT_STATEMENTS, True, CUMULATIVE_NOTE, queries, cumulative=True)
 
     def _stage(self, session: Session, table: TableDef, parquet: str) -> None:
         with session.cursor.copy(self.dialect.copy_in(table)) as copy:

@@ -11,6 +11,7 @@ The lake location: a path under `lake_root` (what the lake resource hands out) m
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -19,9 +20,31 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import PrivateAttr
 
-from enrollment_platform.resources.warehouse.base import Session, Warehouse
+from enrollment_platform.resources.warehouse.base import SLOW_QUERIES, QueryLog, QueryStats, Session, Warehouse
 from enrollment_platform.resources.warehouse.dialects import RedshiftDialect
 from enrollment_platform.resources.warehouse.model import TableDef, read_schema
+
+QUERY_HISTORY = "SYS_QUERY_HISTORY"
+HISTORY_HOURS = 24
+BLOCK_BYTES = 1024 * 1024  # SVV_TABLE_INFO.size counts 1 MB blocks
+TABLE_SIZES = 'SELECT TRIM("table"), size FROM svv_table_info WHERE "schema" = current_schema()'
+SLOW_STATEMENTS = (
+    "SELECT TRIM(query_text) AS query, COUNT(*) AS calls, "
+    "AVG(elapsed_time::DOUBLE PRECISION) / 1000 AS mean_ms, SUM(elapsed_time::DOUBLE PRECISION) / 1000 AS total_ms "
+    "FROM sys_query_history "
+    "WHERE TRIM(database_name) = current_database() AND status = 'success' "
+    f"AND start_time >= DATEADD(hour, -{HISTORY_HOURS}, GETDATE()) "
+    "GROUP BY TRIM(query_text) ORDER BY mean_ms DESC LIMIT %s"
+)
+HISTORY_NOTE = (
+    f"SYS_QUERY_HISTORY: successful statements of the last {HISTORY_HOURS} hours in this database that this user "
+    "may see (a superuser sees everyone's), grouped by text"
+)
+
+
+def text_id(text: str) -> str:
+    """A stable id for a statement text (SYS_QUERY_HISTORY's query_id names one execution, not the statement)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class RedshiftWarehouse(Warehouse):
@@ -78,6 +101,18 @@ class RedshiftWarehouse(Warehouse):
             rows = list(cursor.fetchall()) if cursor.description else []
             connection.rollback()  # read-only: end the implicit transaction
             return rows
+
+    def _table_sizes(self) -> dict[str, int]:
+        """SVV_TABLE_INFO.size (1 MB blocks) in bytes."""
+        return {name: int(size) * BLOCK_BYTES for name, size in self.query(TABLE_SIZES)}
+
+    def slow_queries(self, limit: int = SLOW_QUERIES) -> QueryLog:
+        """The slowest statements of the last hours from SYS_QUERY_HISTORY (elapsed_time is in microseconds)."""
+        rows = self.query(SLOW_STATEMENTS, [limit])
+        queries = tuple(
+            QueryStats(text_id(text), text, int(calls), float(mean), float(total)) for text, calls, mean, total in rows
+        )
+        return QueryLog(QUERY_HISTORY, True, HISTORY_NOTE, queries)
 
     def _schema(self, parquet: str) -> pa.Schema:
         return read_schema(parquet if Path(parquet).is_file() else self.s3_uri_for(parquet))

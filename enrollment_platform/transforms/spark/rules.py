@@ -8,6 +8,7 @@ It holds to the semantics of `quality.sql_compiler` (NULLs pass value rules, `be
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Mapping
 from functools import reduce
 
@@ -31,7 +32,7 @@ from enrollment_platform.quality.dqdl.ast import (
     String,
 )
 from enrollment_platform.quality.polars_rules import COMPARISON_OPERATORS
-from enrollment_platform.quality.sql_compiler import SECONDS_PER_UNIT, UnsupportedRule
+from enrollment_platform.quality.sql_compiler import SECONDS_PER_UNIT, UnsupportedRule, is_row_level
 
 
 def operand_column(operand: Operand) -> Column:
@@ -147,3 +148,60 @@ def row_fail_column(node: RuleNode) -> Column:
     failed = ~row_pass_column(node)
     where = getattr(node, "where", None)
     return (F.expr(where) & failed) if where else failed
+
+
+def _share(passes: Column) -> Column:
+    return F.coalesce(F.avg(F.when(passes, F.lit(1.0)).otherwise(F.lit(0.0))), F.lit(1.0))
+
+
+FULL_PASS = Comparison("=", Number(1.0, "1.0"))
+SHARE_RULES = ("IsComplete", "IsPrimaryKey", "IsUnique", "ColumnValues", "ColumnLength", "ReferentialIntegrity")
+AGGREGATES = {"Mean": F.avg, "Sum": F.sum, "StandardDeviation": F.stddev_samp}
+
+
+def metric_column(node: RuleNode) -> tuple[Column, Condition | None]:
+    """The dataset-level form of a rule (as `sql_compiler.metric_query`): one aggregate and its condition."""
+    if isinstance(node, CompositeRule):
+        raise UnsupportedRule("composite rules are evaluated row by row only")
+    rule = node
+    if rule.threshold is not None and is_row_level(rule):
+        return _share(row_pass_column(rule)), rule.threshold
+    column = F.col(rule.parameters[0]) if rule.parameters else None
+    match rule.rule_type:
+        case rule_type if rule_type in SHARE_RULES:
+            condition = rule.condition if rule_type == "ReferentialIntegrity" else FULL_PASS
+            return _share(row_pass_column(rule)), condition
+        case "Completeness":
+            return _share(column.isNotNull()), rule.condition
+        case "Uniqueness":
+            distinct = F.count_distinct(column) / F.nullif(F.count(column), F.lit(0))
+            return F.coalesce(distinct.cast("double"), F.lit(1.0)), rule.condition
+        case "RowCount":
+            return F.count(F.lit(1)), rule.condition
+        case "DistinctValuesCount":
+            return F.count_distinct(column), rule.condition
+        case "Mean" | "Sum" | "StandardDeviation":
+            return AGGREGATES[rule.rule_type](column), rule.condition
+        case "DataFreshness":
+            latest = F.max(column).cast("timestamp")
+            return F.unix_timestamp(F.localtimestamp()) - F.unix_timestamp(latest), rule.condition
+    raise UnsupportedRule(f"{rule.rule_type} is parsed but not evaluated by this engine yet")
+
+
+def metric_value(node: RuleNode, primary: DataFrame) -> tuple[object, Condition | None]:
+    """The rule's metric over the dataset's rows (`primary`, with any reference lookups), and its condition."""
+    if isinstance(node, Rule) and node.rule_type == "CustomSql":
+        primary.createOrReplaceTempView("primary")
+        statement = re.sub(r"(?<![`\w])primary(?![`\w])", "`primary`", node.parameters[0], flags=re.IGNORECASE)
+        return primary.sparkSession.sql(statement).first()[0], node.condition
+    aggregate, condition = metric_column(node)
+    where = getattr(node, "where", None)
+    rows = primary.where(F.expr(where)) if where else primary
+    return rows.agg(aggregate.alias("metric")).first()[0], condition
+
+
+def condition_holds(spark, value: object, condition: Condition | None) -> bool:
+    """Whether a metric value satisfies the rule's condition (Spark's own comparison, as for row rules)."""
+    if condition is None:
+        return True
+    return bool(spark.range(1).select(condition_column(F.lit(value), condition)).first()[0])

@@ -3,20 +3,26 @@
 The same DQRule objects, compiled to Spark Columns (`transforms.spark.rules`): a row breaking a blocking rule,
 or carrying a load or type error, goes to quarantine with every rule it broke and its original text values; a
 value breaking a nullify rule becomes NULL and is flagged; a warn rule only flags. Row-level rules, type checks
-and the load check each leave one RuleResult; dataset-level rules are reported "Unsupported" by this engine
-for now (never skipped silently).
+and the load check each leave one RuleResult; dataset-level rules are judged on their metric, as the DuckDB
+engine judges them (rule types neither engine evaluates are reported "Unsupported", never skipped silently).
 """
 
 from __future__ import annotations
 
+from pyspark.errors import AnalysisException, ArithmeticException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from enrollment_platform.config import Catalog, DatasetSpec
 from enrollment_platform.quality.rules import DQRule
-from enrollment_platform.quality.sql_compiler import rule_judges_rows
+from enrollment_platform.quality.sql_compiler import UnsupportedRule, rule_judges_rows
 from enrollment_platform.transforms.spark.io import LINEAGE, read_parquet, write_parquet
-from enrollment_platform.transforms.spark.rules import prepare_references, row_fail_column
+from enrollment_platform.transforms.spark.rules import (
+    condition_holds,
+    metric_value,
+    prepare_references,
+    row_fail_column,
+)
 from enrollment_platform.transforms.standardize import _invalid_reason
 from enrollment_platform.transforms.validate import RuleResult, _result, _typed_columns
 
@@ -34,9 +40,9 @@ def evaluate(
     """The kept candidates (`_duplicate_reason IS NULL`) with one `_fail_<index>` column per row rule."""
     primary = deduped.where(F.col("_duplicate_reason").isNull())
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
-    prepared, _ = prepare_references(primary, [r.node for r in row_rules], references)
+    prepared, _ = prepare_references(primary, [r.node for r in rules], references)  # dataset rules read them too
     fails = [row_fail_column(r.node).alias(f"_fail_{r.index}") for r in row_rules]
-    return prepared.select(*primary.columns, *fails), row_rules
+    return prepared.select(*prepared.columns, *fails), row_rules  # outputs select their columns by name
 
 
 def judged_frame(evaluated: DataFrame, row_rules: list[DQRule]) -> DataFrame:
@@ -138,20 +144,27 @@ def rule_results(
             evaluated_rows = counts.get(f"where_{rule.index}", total)
             results.append(_result(rule, evaluated_rows, counts[f"failed_{rule.index}"]))
         else:
-            results.append(
-                RuleResult(
-                    rule.rule_id,
-                    rule.dataset,
-                    rule.text,
-                    rule.severity,
-                    "Unsupported",
-                    total,
-                    0,
-                    None,
-                    "dataset-level rules are not evaluated by the Spark engine yet",
-                )
-            )
+            primary = evaluated.select(*[c for c in evaluated.columns if not c.startswith("_fail_")])
+            results.append(_metric_result(rule, primary, total))
     return results
+
+
+def _metric_result(rule: DQRule, primary: DataFrame, total: int) -> RuleResult:
+    """A dataset-level rule judged on its metric (as the DuckDB engine's `_metric_result`)."""
+    base = RuleResult(rule.rule_id, rule.dataset, rule.text, rule.severity, "Unsupported", total, 0, None)
+    try:
+        value, condition = metric_value(rule.node, primary)
+        passed = condition_holds(primary.sparkSession, value, condition)
+    except UnsupportedRule as error:
+        base.message = str(error)
+        return base
+    except (AnalysisException, ArithmeticException) as error:
+        base.outcome, base.message = "Error", str(error).splitlines()[0]
+        return base
+    base.outcome = "Passed" if passed else "Failed"
+    base.score = 1.0 if passed else 0.0
+    base.message = f"metric value {value}"
+    return base
 
 
 def validate(
