@@ -37,7 +37,7 @@ from enrollment_platform.resources.catalog import (
 )
 from enrollment_platform.resources.lake import S3Lake
 from enrollment_platform.resources.raw import LocalRawLayer
-from enrollment_platform_tests.conftest import local_settings
+from enrollment_platform_tests.conftest import fake_aws_account, local_settings
 
 REGION = "eu-west-1"
 STUDENTS = load_catalog().datasets["students"]
@@ -47,14 +47,7 @@ STUDENT_HEADER = "student_id,fname,lname,dob,gender,phoneno,city"
 @pytest.fixture
 def aws(monkeypatch):
     """A moto account (S3 and Glue)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_account(monkeypatch, REGION)
     monkeypatch.delenv(SCHEMA_DRIFT_ENV, raising=False)
     with mock_aws():
         yield

@@ -16,6 +16,7 @@ from moto import mock_aws
 from enrollment_platform.resources import lake as lake_module
 from enrollment_platform.resources.lake import Lake, LakeAccessError, LocalLake, S3Lake
 from enrollment_platform.settings import SettingsError
+from enrollment_platform_tests.conftest import fake_aws_account
 
 BUCKET, PREFIX, REGION = "enrollment-lake", "lake", "eu-west-1"
 CURATED = ("curated", "students", "students.parquet")
@@ -24,14 +25,7 @@ CURATED = ("curated", "students", "students.parquet")
 @pytest.fixture
 def s3_client(monkeypatch):
     """A moto S3 account with the lake's bucket."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_account(monkeypatch, REGION)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})

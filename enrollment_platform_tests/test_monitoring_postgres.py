@@ -19,27 +19,11 @@ from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import PostgresWarehouse
 from enrollment_platform.resources.warehouse.postgres import NOT_INSTALLED
 from enrollment_platform_tests.test_monitoring_warehouse import observe
+from enrollment_platform_tests.test_warehouse_postgres import fresh_schema
 
 pytestmark = pytest.mark.postgres
 STUDENTS = DimensionSpec("student_dim", "students", "student_id", "student_key")
 COURSES = DimensionSpec("course_dim", "courses", "course_id", "course_key")
-
-
-def with_options(url: str, options: str) -> str:
-    return url + ("&" if "?" in url else "?") + f"options={options}"
-
-
-@contextmanager
-def fresh_schema(base_url: str) -> Iterator[str]:
-    """A schema of its own, dropped at the end: the URL whose search path starts with it."""
-    schema = f"ep_mon_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base_url, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield with_options(base_url, f"-csearch_path%3D{schema}")
-    finally:
-        with psycopg.connect(base_url, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from enrollment_platform.resources.raw import LocalRawLayer
 from enrollment_platform.resources.warehouse import DuckDBWarehouse
 from enrollment_platform.runner import dagster_instance
 from enrollment_platform.sensors import build_notification_sensors
-from enrollment_platform_tests.conftest import local_settings
+from enrollment_platform_tests.conftest import fake_aws_account, local_settings
 
 REGION = "eu-west-1"
 COURSES_CHAIN = [
@@ -136,14 +136,7 @@ def test_failure_names_the_failing_step_and_its_error(failed_run):
 @pytest.fixture
 def sns_queue(monkeypatch):
     """A moto SNS topic with an SQS queue subscribed: (topic ARN, function returning the queue's messages)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_account(monkeypatch, REGION)
     with mock_aws():
         sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
         topic = sns.create_topic(Name="enrollment-notifications")["TopicArn"]

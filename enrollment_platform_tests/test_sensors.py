@@ -17,7 +17,7 @@ from enrollment_platform.partitions import range_tags
 from enrollment_platform.resources.raw import LocalRawLayer
 from enrollment_platform.resources.raw_s3 import S3RawLayer
 from enrollment_platform.sensors import TRIGGER_TAG, build_raw_files_sensor
-from enrollment_platform_tests.conftest import local_settings
+from enrollment_platform_tests.conftest import fake_aws_account, local_settings
 
 BUCKET, PREFIX, REGION = "enrollment-raw", "landing", "eu-west-1"
 STUDENTS = "students/ingest_date=2024-06-01/students.csv"
@@ -83,14 +83,7 @@ def test_local_touched_file_with_same_size_counts_as_changed(tmp_path):
 @pytest.fixture
 def s3(tmp_path, monkeypatch):
     """A moto S3 bucket and an S3 raw layer over `s3://BUCKET/PREFIX/`, caching into tmp_path."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_account(monkeypatch, REGION)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})

@@ -29,8 +29,10 @@ def batch_of(context) -> str:
 
 
 def layer_asset(layer: str, dataset: str, description: str, deps=(), kinds=("duckdb", "parquet"), **kwargs):
-    """@dg.asset for one dataset at one layer: keyed layer/dataset, grouped by layer, partitioned by ingest date."""
-    return dg.asset(
+    """@dg.asset for one dataset at one layer: keyed layer/dataset, grouped by layer, partitioned by ingest date;
+    its materialization also carries the step's duration and its output's schema, row count and (where PII is
+    protected) a preview (`monitoring.layer_metadata`)."""
+    asset = dg.asset(
         key=key(layer, dataset),
         deps=list(deps),
         group_name=layer,
@@ -40,6 +42,13 @@ def layer_asset(layer: str, dataset: str, description: str, deps=(), kinds=("duc
         backfill_policy=single_run_backfill,
         **kwargs,
     )
+
+    def decorate(body):
+        from enrollment_platform.monitoring.layer_metadata import with_layer_metadata
+
+        return asset(with_layer_metadata(layer, dataset)(body))
+
+    return decorate
 
 
 def read_parquet(paths: str | list[str]) -> str:

@@ -105,6 +105,8 @@ def rejected_files_path(lake: LocalLake, dataset: str, batch: str) -> list[str]:
 
 
 def build_raw_asset(dataset: str) -> dg.AssetsDefinition:
+    from enrollment_platform.monitoring.layer_metadata import with_layer_metadata
+
     @dg.asset(
         key=key("raw", dataset),
         group_name="raw",
@@ -115,6 +117,7 @@ def build_raw_asset(dataset: str) -> dg.AssetsDefinition:
         backfill_policy=single_run_backfill,
     )
     @retry_transient_only
+    @with_layer_metadata("raw", dataset)
     def raw_asset(
         context: dg.AssetExecutionContext, raw_layer: RawLayer, lake: LocalLake, engine: DuckDBEngine
     ) -> dg.MaterializeResult:

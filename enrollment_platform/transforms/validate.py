@@ -165,6 +165,11 @@ def _metric_result(con, rule: DQRule, total: int) -> RuleResult:
     except duckdb.Error as error:
         base.outcome, base.message = "Error", str(error).splitlines()[0]
         return base
+    return judged_metric(base, value, passed)
+
+
+def judged_metric(base: RuleResult, value, passed: bool) -> RuleResult:
+    """A dataset-level rule's result from its metric value and whether the condition held (both engines)."""
     base.outcome = "Passed" if passed else "Failed"
     base.score = 1.0 if passed else 0.0
     base.message = f"metric value {value}"

@@ -24,7 +24,7 @@ from enrollment_platform.transforms.spark.rules import (
     row_fail_column,
 )
 from enrollment_platform.transforms.standardize import _invalid_reason
-from enrollment_platform.transforms.validate import RuleResult, _result, _typed_columns
+from enrollment_platform.transforms.validate import RuleResult, _result, _typed_columns, judged_metric
 
 
 def _text_list(items: list[tuple[Column, str]]) -> Column:
@@ -161,10 +161,7 @@ def _metric_result(rule: DQRule, primary: DataFrame, total: int) -> RuleResult:
     except (AnalysisException, ArithmeticException) as error:
         base.outcome, base.message = "Error", str(error).splitlines()[0]
         return base
-    base.outcome = "Passed" if passed else "Failed"
-    base.score = 1.0 if passed else 0.0
-    base.message = f"metric value {value}"
-    return base
+    return judged_metric(base, value, passed)
 
 
 def validate(
