@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from enrollment_platform import packaging
 from enrollment_platform.cli import app
 from enrollment_platform.packaging import MANIFEST, S3Target, upload_glue_package, wheel_file_name
-from enrollment_platform.resources.job_runner import STEPS
+from enrollment_platform.transforms.spark.glue import STEPS
 from enrollment_platform_tests.conftest import REPO
 
 GLUE_SCRIPTS = REPO / "glue_scripts"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from enrollment_platform.resources.job_runner import STEPS
 from enrollment_platform.settings import Settings
+from enrollment_platform.transforms.spark.glue import STEPS
 from enrollment_platform_tests.conftest import IN_CI, REPO
 
 try:

@@ -158,8 +158,7 @@ def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, lake: LocalLake, engine: DuckDBEngine, job_runner: JobRunner
     ) -> dg.MaterializeResult:
         batch = batch_of(context)
-        launches = launches_job(job_runner, lake, dataset, batch)
-        if launches:
+        if launches_job(job_runner, lake, dataset, batch):
             values = _launch_curate(context, lake, job_runner, dataset, batch)
         else:
             values = _curate_in_process(lake, engine, dataset, batch)
@@ -167,7 +166,7 @@ def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
         metadata = {name: dg.MetadataValue.int(getattr(counts, name)) for name in RECONCILED}
         metadata |= {
             "batch": batch,
-            "engine": str(values.get("engine", job_runner.engine_kind if launches else "duckdb")),
+            "engine": str(values.get("engine", "duckdb")),  # a launched step reports its own
             "reconciled": dg.MetadataValue.bool(counts.balanced),
             "rows_replaced": dg.MetadataValue.int(int(values["rows_replaced"])),
             "state_rows": dg.MetadataValue.int(int(values["state_rows"])),

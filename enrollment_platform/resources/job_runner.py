@@ -18,10 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from enrollment_platform.settings import SettingsError
-
-STEPS = ("standardize", "dedup", "validate", "redact", "curate")
-LAUNCHES = ("in_process", "subprocess")
+from enrollment_platform.settings import SPARK_LAUNCHES, SettingsError
 
 
 def glue_scripts_dir() -> Path:
@@ -55,10 +52,6 @@ class JobRunner(dg.ConfigurableResource):
     @property
     def in_process(self) -> bool:
         return False
-
-    @property
-    def engine_kind(self) -> str:
-        return "duckdb"
 
     @abstractmethod
     def run(
@@ -95,13 +88,9 @@ class LocalSparkJobRunner(JobRunner):
     launch: str = "in_process"
     python: str = sys.executable
 
-    @property
-    def engine_kind(self) -> str:
-        return "spark"
-
     def run(self, context, step, arguments, env=None) -> dg.MaterializeResult:
-        if self.launch not in LAUNCHES:
-            raise SettingsError(f"ENROLLMENT_SPARK_LAUNCH={self.launch!r} is not one of {', '.join(LAUNCHES)}")
+        if self.launch not in SPARK_LAUNCHES:
+            raise SettingsError(f"ENROLLMENT_SPARK_LAUNCH={self.launch!r} is not one of {', '.join(SPARK_LAUNCHES)}")
         if self.launch == "subprocess":
             return self._subprocess(context, step, arguments, env or {})
         from enrollment_platform.transforms.spark.glue import parse_args, run_step, step_checks
@@ -147,10 +136,6 @@ class GlueJobRunner(JobRunner):
     region_name: str | None = None
     endpoint_url: str | None = None
     poll_interval_seconds: float = 10.0
-
-    @property
-    def engine_kind(self) -> str:
-        return "glue"
 
     def client(self):
         import boto3
