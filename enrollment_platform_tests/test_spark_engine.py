@@ -388,3 +388,27 @@ def test_dataset_level_rules_give_the_same_results_on_both_engines(spark, tmp_pa
     outcomes = {r.outcome for r in duck if r.rule_id.startswith("enrollments.R")}
     assert {"Passed", "Failed", "Unsupported"} <= outcomes  # not vacuous: rules of every outcome
     assert [r.outcome for r in duck if r.rule.startswith("ColumnCorrelation")] == ["Unsupported"]
+
+
+def test_a_glue_step_leaves_one_object_at_the_lake_key(monkeypatch):
+    """On S3 a step's output is promoted from Spark's part file to the one key the lake layout names."""
+    import boto3
+    from moto import mock_aws
+
+    from enrollment_platform.transforms.spark.io import promote_single_part
+    from enrollment_platform_tests.conftest import fake_aws_account
+
+    fake_aws_account(monkeypatch, "us-east-1")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="lake")
+        scratch = "lake/staging/deduped/courses/2024-05-01.parquet.abc.spark"
+        for name, body in {"_SUCCESS": b"", "part-00000-x.snappy.parquet": b"PAR1 rows PAR1"}.items():
+            s3.put_object(Bucket="lake", Key=f"{scratch}/{name}", Body=body)
+        promote_single_part(s3, f"s3://lake/{scratch}", "s3://lake/lake/staging/deduped/courses/2024-05-01.parquet")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake")["Contents"]]
+        body = s3.get_object(Bucket="lake", Key="lake/staging/deduped/courses/2024-05-01.parquet")["Body"].read()
+        assert keys == ["lake/staging/deduped/courses/2024-05-01.parquet"] and body == b"PAR1 rows PAR1"
+        s3.put_object(Bucket="lake", Key=f"{scratch}/_SUCCESS", Body=b"")
+        with pytest.raises(RuntimeError, match="expected one part file"):
+            promote_single_part(s3, f"s3://lake/{scratch}", "s3://lake/other.parquet")

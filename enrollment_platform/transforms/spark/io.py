@@ -56,6 +56,38 @@ def write_parquet(frame: DataFrame, path: str, order_by: tuple[str, ...] = ()) -
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return pq.read_metadata(target).num_rows
+    if path.startswith("s3://") and path.endswith(".parquet"):
+        return _write_one_s3_object(frame, path, order_by)
     frame = frame.orderBy(*order_by) if order_by else frame
     frame.write.mode("overwrite").option("compression", "snappy").parquet(path)
     return frame.sparkSession.read.parquet(path).count()
+
+
+def _write_one_s3_object(frame: DataFrame, path: str, order_by: tuple[str, ...]) -> int:
+    """On Glue: the lake layout wants ONE object at `path` (the in-process steps, the S3 lake mirror and Redshift
+    COPY read that key), so write one part file beside it and promote it."""
+    import boto3
+
+    scratch = f"{path}.{uuid.uuid4().hex}.spark"
+    single = frame.coalesce(1)
+    single = single.sortWithinPartitions(*order_by) if order_by else single
+    single.write.option("compression", "snappy").parquet(scratch)
+    promote_single_part(boto3.client("s3"), scratch, path)
+    return frame.sparkSession.read.parquet(path).count()
+
+
+def promote_single_part(s3, scratch: str, target: str) -> None:
+    """Copy the one `part-*.parquet` object below the `scratch` prefix to `target`, then delete the scratch."""
+    bucket, _, prefix = scratch.removeprefix("s3://").partition("/")
+    target_bucket, _, target_key = target.removeprefix("s3://").partition("/")
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+        for o in page.get("Contents", [])
+    ]
+    parts = [k for k in keys if k.rsplit("/", 1)[-1].startswith("part-") and k.endswith(".parquet")]
+    if len(parts) != 1:
+        raise RuntimeError(f"expected one part file below s3://{bucket}/{prefix}/, found {len(parts)}")
+    s3.copy({"Bucket": bucket, "Key": parts[0]}, target_bucket, target_key)  # managed: multipart above 5 GB
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
