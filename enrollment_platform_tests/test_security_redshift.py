@@ -13,6 +13,7 @@ from enrollment_platform.security.access import resolve
 from enrollment_platform.security.policy import AccessPolicy, known_tables, load_policy, parse_policy
 from enrollment_platform.security.schema import StarSchema, star_schema_from_lake
 from enrollment_platform_tests.test_security_policy import write_lake
+from enrollment_platform_tests.test_warehouse_redshift import RecordingConnection as WarehouseRecordingConnection
 
 POLICY = """
 name: redshift-test
@@ -74,46 +75,15 @@ FIRST_APPLY = [
 ]
 
 
-class RecordingCursor:
-    def __init__(self, connection: RecordingConnection) -> None:
-        self.connection, self.rows, self.description = connection, [], None
-
-    def execute(self, sql: str, args=None) -> None:
-        self.connection.log.append(sql)
-        if self.connection.fail_on and sql.startswith(self.connection.fail_on):
-            raise RuntimeError(f"simulated Redshift error in {self.connection.fail_on}")
-        self.rows = next((rows for prefix, rows in self.connection.canned.items() if sql.startswith(prefix)), [])
-        self.description = [("column",)] if self.rows else None
-
-    def fetchall(self) -> list[tuple]:
-        return self.rows
-
-    def fetchone(self) -> tuple | None:
-        return self.rows[0] if self.rows else None
-
-
-class RecordingConnection:
-    """A redshift_connector stand-in: records statements, commits and rollbacks; answers canned queries."""
+class RecordingConnection(WarehouseRecordingConnection):
+    """The warehouse tests' redshift_connector stand-in, answering the catalog queries an apply starts with."""
 
     def __init__(self, canned: dict[str, list[tuple]], fail_on: str | None = None) -> None:
-        self.canned = {
+        defaults = {
             "SELECT table_name FROM information_schema.tables": TABLES,
             "SELECT current_schema()": [("public",)],
         }
-        self.canned |= canned
-        self.fail_on, self.log, self.autocommit = fail_on, [], True
-
-    def cursor(self) -> RecordingCursor:
-        return RecordingCursor(self)
-
-    def commit(self) -> None:
-        self.log.append("COMMIT")
-
-    def rollback(self) -> None:
-        self.log.append("ROLLBACK")
-
-    def close(self) -> None:
-        pass
+        super().__init__(defaults | canned, fail_on)
 
     def after_introspection(self) -> list[str]:
         """What ran after the last catalog query of the apply."""
