@@ -101,6 +101,40 @@ def test_bundled_sample_is_the_generator_output(tmp_path):
         assert (tmp_path / rel).read_bytes() == (SAMPLE / rel).read_bytes(), rel
 
 
+def test_first_ids_move_the_ids_and_the_references_follow(tmp_path):
+    moved, plain = tmp_path / "moved", tmp_path / "plain"
+    first = {"students": 5_001, "courses": 9_001, "instructors": 7_001, "enrollments": 50_000_001}
+    manifest = generate_raw_layer(moved, 400, seed=5, first_ids=first)
+    assert generate_raw_layer(plain, 400, seed=5, first_ids={}) == generate_raw_layer(plain, 400, seed=5)
+    n = sizes(400)
+    con = duckdb.connect()
+
+    def ids(dataset: str, column: str) -> set[int]:
+        """Distinct ids in every file of the dataset (CSV, JSON lines, Parquet)."""
+        readers = [f"read_csv('{moved}/{dataset}/*.csv', all_varchar=true)"]
+        readers += [f"read_json('{path}')" for path in (moved / dataset).glob("*.jsonl")]
+        readers += [f"read_parquet('{path}')" for path in (moved / dataset).glob("*.parquet")]
+        union = " UNION ALL ".join(f"SELECT CAST({column} AS VARCHAR) AS v FROM {r}" for r in readers)
+        found = con.execute(f"SELECT DISTINCT TRY_CAST(v AS BIGINT) FROM ({union})").fetchall()
+        return {v for (v,) in found if v is not None}
+
+    for dataset, column in [("students", "student_id"), ("courses", "course_id"), ("enrollments", "enrollment_id")]:
+        found = ids(dataset, column)
+        assert min(found) == first[dataset] and max(found) == first[dataset] + n[dataset] - 1, dataset
+    assert min(ids("instructors", "instructor_id")) == first["instructors"]
+    students, courses = ids("students", "student_id"), ids("courses", "course_id")
+    orphans = ids("enrollments", "student_id") - students
+    assert len(orphans) == manifest["datasets"]["enrollments"]["defects"]["orphan_student_id"]
+    assert min(orphans) > max(students)
+    assert (
+        len(ids("enrollments", "course_id") - courses)
+        == manifest["datasets"]["enrollments"]["defects"]["orphan_course_id"]
+    )
+    assert ids("enrollments", "instructor_id") <= ids("instructors", "instructor_id")
+    with pytest.raises(ValueError, match="unknown datasets"):
+        generate_raw_layer(plain, 400, first_ids={"teachers": 1})
+
+
 def test_manifest_identity_and_file_rows(layer):
     root, manifest = layer
     assert json.loads((root / "_manifest.json").read_text()) == manifest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -46,8 +46,8 @@ def sizes(n_enrollments: int) -> dict[str, int]:
     }
 
 
-def _ids(name: str, n: int) -> np.ndarray:
-    return FIRST_ID[name] + np.arange(n, dtype=np.int64)
+def _ids(name: str, n: int, first: dict[str, int]) -> np.ndarray:
+    return first[name] + np.arange(n, dtype=np.int64)
 
 
 def _dedup_counts(n: int) -> dict[str, int]:
@@ -129,14 +129,14 @@ def _entry(files: dict[str, int], defects: dict, expected: dict) -> dict:
     }
 
 
-def _instructors(rng: np.random.Generator, out: Path, n: dict[str, int]) -> tuple[dict, Frame]:
+def _instructors(rng: np.random.Generator, out: Path, n: dict[str, int], first: dict[str, int]) -> tuple[dict, Frame]:
     """Out-of-range ratings (nullified downstream) and near-duplicates under new ids."""
-    inst = instructors.sample(rng, _ids("instructors", n["instructors"]))
+    inst = instructors.sample(rng, _ids("instructors", n["instructors"], first))
     extra = {k: count(RATES[k], n["instructors"]) for k in ("rating_out_of_range", "near_duplicate_instructors")}
     picks = pick_disjoint(rng, n["instructors"], _dedup_counts(n["instructors"]) | extra)
     instructors.break_ratings(rng, inst, picks["rating_out_of_range"])
     near = instructors.near_duplicates(
-        rng, take(inst, picks["near_duplicate_instructors"]), FIRST_ID["instructors"] + n["instructors"]
+        rng, take(inst, picks["near_duplicate_instructors"]), first["instructors"] + n["instructors"]
     )
 
     def fresh(k: int) -> Frame:
@@ -149,9 +149,11 @@ def _instructors(rng: np.random.Generator, out: Path, n: dict[str, int]) -> tupl
     return _entry(files, defects, _expected(table, defects, 0)), inst
 
 
-def _courses(rng: np.random.Generator, out: Path, n: dict[str, int], inst: Frame) -> tuple[dict, Frame, np.ndarray]:
+def _courses(
+    rng: np.random.Generator, out: Path, n: dict[str, int], first: dict[str, int], inst: Frame
+) -> tuple[dict, Frame, np.ndarray]:
     """Courses, and the instructor id teaching each (from the course's department when possible)."""
-    crs = courses.sample(rng, _ids("courses", n["courses"]))
+    crs = courses.sample(rng, _ids("courses", n["courses"], first))
     course_instructor = instructors.instructors_of(rng, inst, crs["dept"])
     picks = pick_disjoint(rng, n["courses"], _dedup_counts(n["courses"]))
 
@@ -164,9 +166,9 @@ def _courses(rng: np.random.Generator, out: Path, n: dict[str, int], inst: Frame
     return _entry(files, defects, _expected(table, defects, 0)), crs, course_instructor
 
 
-def _students(rng: np.random.Generator, out: Path, n: dict[str, int]) -> dict:
+def _students(rng: np.random.Generator, out: Path, n: dict[str, int], first: dict[str, int]) -> dict:
     """CSV parts plus a JSON-lines part; no defect that would quarantine a student."""
-    stu = students.sample(rng, _ids("students", n["students"]))
+    stu = students.sample(rng, _ids("students", n["students"], first))
     picks = pick_disjoint(rng, n["students"], _dedup_counts(n["students"]))
 
     def fresh(k: int) -> Frame:
@@ -181,20 +183,30 @@ def _students(rng: np.random.Generator, out: Path, n: dict[str, int]) -> dict:
 
 
 def _enrollments(
-    rng: np.random.Generator, out: Path, n: dict[str, int], crs: Frame, course_instructor: np.ndarray
+    rng: np.random.Generator,
+    out: Path,
+    n: dict[str, int],
+    first: dict[str, int],
+    crs: Frame,
+    course_instructor: np.ndarray,
 ) -> dict:
     """CSV parts plus a late Parquet part; blocking (quarantine) defects and boundary values."""
     n_rows = n["enrollments"]
 
+    student_shift = first["students"] - 1  # `sample` draws student ids 1..n_students
+
     def fresh(k: int) -> Frame:
-        return enrollment_rows.sample(rng, np.zeros(k, np.int64), n["students"], crs, course_instructor)
+        frame = enrollment_rows.sample(rng, np.zeros(k, np.int64), n["students"], crs, course_instructor)
+        frame["student_id"] += student_shift
+        return frame
 
     enr = fresh(n_rows)
-    enr["enrollment_id"] = _ids("enrollments", n_rows)
+    enr["enrollment_id"] = _ids("enrollments", n_rows, first)
     special = {k: count(RATES[k], n_rows) for k in enrollment_rows.QUARANTINE_DEFECTS}
     special |= {k: count(RATES["boundary_values"], n_rows) for k in enrollment_rows.BOUNDARY_DEFECTS}
     picks = pick_disjoint(rng, n_rows, _dedup_counts(n_rows) | special)
-    enrollment_rows.inject_quarantine(rng, enr, picks, n["students"], FIRST_ID["courses"] + n["courses"] - 1)
+    enrollment_rows.inject_quarantine(rng, enr, picks, n["students"], first["courses"] + n["courses"] - 1)
+    enr["student_id"][picks["orphan_student_id"]] += student_shift  # still past the last student id
     enrollment_rows.inject_boundaries(enr, picks)
     table, counts = _build(rng, "enrollments", enrollment_rows, enr, picks, fresh)
     rest, part = _split_off(rng, table, RATES["enrollments_parquet"])
@@ -211,11 +223,20 @@ def _enrollments(
     return _entry(files, defects, _expected(table, defects, quarantined))
 
 
-def generate_raw_layer(out_dir: str | Path, enrollments: int, seed: int = 0) -> dict:
+def generate_raw_layer(
+    out_dir: str | Path, enrollments: int, seed: int = 0, first_ids: Mapping[str, int] | None = None
+) -> dict:
     """Write a raw layer with ``enrollments`` clean enrollments (plus seeded defects) under ``out_dir``.
 
-    Same arguments → byte-identical files. Returns the manifest, also written to ``_manifest.json``.
+    ``first_ids`` moves where a dataset's ids start (default ``FIRST_ID``), e.g. ``{"enrollments": 2_000_001}``
+    for a later delivery whose enrollments do not reuse an earlier layer's ids; references between the
+    datasets follow the moved ids. Same arguments → byte-identical files. Returns the manifest, also written to
+    ``_manifest.json``.
     """
+    unknown = set(first_ids or {}) - set(FIRST_ID)
+    if unknown:
+        raise ValueError(f"first_ids: unknown datasets {sorted(unknown)}; known: {sorted(FIRST_ID)}")
+    first = FIRST_ID | {name: int(value) for name, value in (first_ids or {}).items()}
     n_enrollments = int(enrollments)
     if n_enrollments < MIN_ENROLLMENTS:
         raise ValueError(f"enrollments must be at least {MIN_ENROLLMENTS}, got {n_enrollments}")
@@ -224,9 +245,9 @@ def generate_raw_layer(out_dir: str | Path, enrollments: int, seed: int = 0) -> 
     writers.clear_previous(out)
     rng = np.random.default_rng(seed)
     n = sizes(n_enrollments)
-    inst_entry, inst = _instructors(rng, out, n)
-    course_entry, crs, course_instructor = _courses(rng, out, n, inst)
-    student_entry = _students(rng, out, n)
+    inst_entry, inst = _instructors(rng, out, n, first)
+    course_entry, crs, course_instructor = _courses(rng, out, n, first, inst)
+    student_entry = _students(rng, out, n, first)
     manifest = {
         "generator": "enrollment_platform.generator",
         "seed": int(seed),
@@ -234,7 +255,7 @@ def generate_raw_layer(out_dir: str | Path, enrollments: int, seed: int = 0) -> 
         "row_semantics": ROW_SEMANTICS,
         "rates": json.loads(json.dumps(RATES)),
         "datasets": {
-            "enrollments": _enrollments(rng, out, n, crs, course_instructor),
+            "enrollments": _enrollments(rng, out, n, first, crs, course_instructor),
             "students": student_entry,
             "courses": course_entry,
             "instructors": inst_entry,

@@ -11,36 +11,38 @@ from enrollment_platform.transforms.sql import quote_ident
 
 
 def ranked_sql(spec: DatasetSpec, last_modified: str, source: str, state: str | None = None) -> str:
-    """The batch rows with `_duplicate_reason` (NULL for the row that is kept)."""
+    """The batch rows with `_duplicate_reason` (NULL for the row that is kept).
+
+    The winner of each key comes from one hash aggregate (arg_max over the ranking key), not a window over every
+    candidate: a batch row is superseded when its key's winner is another row. No output sort: callers that need
+    an order ask for it.
+    """
     key = quote_ident(spec.primary_key)
     has_modified = last_modified in spec.columns
-    modified = quote_ident(last_modified) if has_modified else "NULL::TIMESTAMP"
+    modified = f"CAST({quote_ident(last_modified)} AS TIMESTAMP)" if has_modified else "NULL::TIMESTAMP"
     keyed = f"{key} IS NOT NULL AND NOT _exact_duplicate AND len(_load_errors) = 0"
     candidates = (
-        f"SELECT _batch_row, {key} AS k, {modified} AS modified, _source_file AS file, _source_row AS line, "
-        f"1 AS in_batch FROM batch WHERE {keyed}"
+        f"SELECT {key} AS k, {modified} AS modified, _source_file AS file, _source_row AS line, 1 AS in_batch "
+        f"FROM {source} WHERE {keyed}"
     )
     if state is not None:
-        state_modified = quote_ident(last_modified) if has_modified else "NULL::TIMESTAMP"
-        candidates += (
-            f" UNION ALL SELECT NULL, {key}, CAST({state_modified} AS TIMESTAMP), _source_file, _source_row, 0 "
-            f"FROM {state}"
-        )
-    window = "PARTITION BY k ORDER BY modified DESC NULLS LAST, file DESC, line DESC, in_batch DESC"
+        candidates += f" UNION ALL SELECT {key}, {modified}, _source_file, _source_row, 0 FROM {state}"
+    # DESC NULLS LAST on modified, then file, line, batch over state: the greatest ranking struct wins.
+    rank = (
+        "struct_pack(n := modified IS NOT NULL, m := coalesce(modified, '-infinity'::TIMESTAMP), "
+        "f := file, l := line, b := in_batch)"
+    )
     return f"""
-        WITH batch AS (SELECT *, row_number() OVER () AS _batch_row FROM {source}),
-        candidates AS ({candidates}),
-        ranked AS (
-            SELECT _batch_row, row_number() OVER w AS rank,
-                first_value(file) OVER w AS winner_file, first_value(line) OVER w AS winner_row
-            FROM candidates WINDOW w AS ({window})
+        WITH winners AS (
+            SELECT k, arg_max(struct_pack(file := file, line := line, in_batch := in_batch), {rank}) AS w
+            FROM ({candidates}) GROUP BY k
         )
-        SELECT batch.* EXCLUDE (_batch_row),
+        SELECT batch.*,
             CASE
                 WHEN _exact_duplicate THEN 'exact duplicate row'
-                WHEN ranked.rank > 1 THEN
-                    'superseded: same {spec.primary_key} as ' || winner_file || ' row ' || winner_row
+                WHEN NOT ({keyed}) THEN NULL
+                WHEN w.file = batch._source_file AND w.line = batch._source_row AND w.in_batch = 1 THEN NULL
+                ELSE 'superseded: same {spec.primary_key} as ' || w.file || ' row ' || w.line
             END AS _duplicate_reason
-        FROM batch LEFT JOIN ranked ON ranked._batch_row = batch._batch_row
-        ORDER BY _source_file, _source_row
+        FROM {source} batch LEFT JOIN (SELECT k, unnest(w) FROM winners) w ON w.k = batch.{key}
     """

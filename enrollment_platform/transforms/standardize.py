@@ -27,9 +27,10 @@ def _formats(formats: tuple[str, ...]) -> str:
     return "[" + ", ".join(quote_literal(f) for f in formats) + "]"
 
 
-def typed_expression(column: ColumnSpec, catalog: Catalog) -> str:
-    """The SQL that turns the raw text of `column` into its canonical type (NULL when it does not read)."""
-    v = _clean(quote_ident(column.name))
+def typed_expression(column: ColumnSpec, catalog: Catalog, cleaned: bool = False) -> str:
+    """The SQL that turns the raw text of `column` into its canonical type (NULL when it does not read);
+    `cleaned`: the column already holds its `_clean` text."""
+    v = quote_ident(column.name) if cleaned else _clean(quote_ident(column.name))
     match column.type:
         case "id":
             return f"regexp_replace({v}, '^(\\d+)\\.0+$', '\\1')"
@@ -62,10 +63,11 @@ def _invalid_reason(column: ColumnSpec) -> str:
 
 
 def _reason_list(columns: list[ColumnSpec], catalog: Catalog) -> str:
+    """The reasons of the values (cleaned text) that do not read as their column's type."""
     if not columns:
         return "[]::VARCHAR[]"
     items = ", ".join(
-        f"CASE WHEN {_clean(quote_ident(c.name))} IS NOT NULL AND ({typed_expression(c, catalog)}) IS NULL "
+        f"CASE WHEN {quote_ident(c.name)} IS NOT NULL AND ({typed_expression(c, catalog, cleaned=True)}) IS NULL "
         f"THEN {quote_literal(_invalid_reason(c))} END"
         for c in columns
     )
@@ -75,18 +77,22 @@ def _reason_list(columns: list[ColumnSpec], catalog: Catalog) -> str:
 def standardize_sql(spec: DatasetSpec, catalog: Catalog, source: str) -> str:
     """SELECT over the staged raw rows in `source` producing the standardized rows."""
     columns = list(spec.columns.values())
-    typed = [f"{typed_expression(c, catalog)} AS {quote_ident(c.name)}" for c in columns]
+    typed = [f"{typed_expression(c, catalog, cleaned=True)} AS {quote_ident(c.name)}" for c in columns]
     quarantining = [c for c in columns if c.on_invalid == "quarantine" and c.type not in ("text", "id")]
     nullifying = [c for c in columns if c.on_invalid == "nullify" and c.type not in ("text", "id")]
     raw_columns = ", ".join(quote_ident(c) for c in (*spec.columns, "_raw_line"))
     duplicate_rank = f"row_number() OVER (PARTITION BY {raw_columns} ORDER BY _source_file DESC, _source_row DESC)"
+    # Each value is cleaned once (the regex is the costly part), then typed and checked from the cleaned text.
+    cleaned = (
+        f"SELECT {', '.join(f'{_clean(quote_ident(c.name))} AS {quote_ident(c.name)}' for c in columns)}, "
+        f"_source_file, _source_row, _raw_line, _load_errors, {duplicate_rank} > 1 AS _exact_duplicate FROM {source}"
+    )
     typed_row = (
         f"SELECT {', '.join(typed)}, _source_file, _source_row, _raw_line, "
         f"coalesce(_load_errors, []::VARCHAR[]) AS _load_errors, "
         f"{_reason_list(quarantining, catalog)} AS _type_errors, "
         f"{_reason_list(nullifying, catalog)} AS _flags, "
-        f"{duplicate_rank} > 1 AS _exact_duplicate "
-        f"FROM {source}"
+        f"_exact_duplicate FROM ({cleaned})"
     )
     if not spec.derived:
         return typed_row

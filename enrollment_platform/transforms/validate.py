@@ -82,8 +82,9 @@ def validate_dataset(
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {source}")
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
     fail_columns = ", ".join(f"{row_fail_sql(r.node)} AS _fail_{r.index}" for r in row_rules)
+    # Views, not tables: the batch is read again per output instead of held in memory (bounded RSS at 10 M rows).
     con.execute(
-        f'CREATE OR REPLACE TEMP TABLE evaluated AS SELECT *{", " if fail_columns else ""}{fail_columns} FROM "primary"'
+        f'CREATE OR REPLACE TEMP VIEW evaluated AS SELECT *{", " if fail_columns else ""}{fail_columns} FROM "primary"'
     )
     _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
     return _rule_results(con, spec, catalog, rules, row_rules)
@@ -94,7 +95,7 @@ def _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, q
     flagged = [(f"_fail_{r.index}", r.text) for r in row_rules if r.severity != "blocking"]
     rejected = f"list_concat(_load_errors, _type_errors, {_text_list(blocking)})"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE judged AS SELECT *, {rejected} AS _rejected, "
+        f"CREATE OR REPLACE TEMP VIEW judged AS SELECT *, {rejected} AS _rejected, "
         f"list_concat(_flags, {_text_list(flagged)}) AS _all_flags, "
         f"{_text_list([(f'NOT _fail_{r.index}', r.text) for r in row_rules])} AS _passed FROM evaluated"
     )
@@ -108,35 +109,42 @@ def _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, q
     outputs = [f"{nulled.get(c, quote_ident(c))} AS {quote_ident(c)}" for c in (*spec.columns, *spec.derived)]
     kept = (
         f"SELECT {', '.join(outputs)}, _source_file, _source_row, _all_flags AS _flags "
-        f"FROM judged WHERE len(_rejected) = 0 ORDER BY _source_file, _source_row"
+        f"FROM judged WHERE len(_rejected) = 0"
     )
     con.execute(f"COPY ({kept}) TO {quote_literal(kept_path)} (FORMAT parquet, COMPRESSION snappy)")
+    con.execute("CREATE OR REPLACE TEMP TABLE rejected_rows AS SELECT * FROM judged WHERE len(_rejected) > 0")
     raw_values = ", ".join(f"r.{quote_ident(c)}" for c in spec.columns)
     quarantined = f"""
         SELECT {raw_values}, j._raw_line, j._source_file, j._source_row, {quote_literal(run_id)} AS run_id,
             j._rejected AS DataQualityRulesFail, j._all_flags AS DataQualityFlags,
             j._passed AS DataQualityRulesPass, 'Failed' AS DataQualityEvaluationResult
-        FROM judged j
-        LEFT JOIN {staged_raw} r
-            ON r._source_file = j._source_file AND r._source_row = j._source_row
-            AND r._raw_line IS NULL AND j._raw_line IS NULL
-        WHERE len(j._rejected) > 0
+        FROM rejected_rows j
+        LEFT JOIN (SELECT * FROM {staged_raw} WHERE _raw_line IS NULL) r
+            ON r._source_file = j._source_file AND r._source_row = j._source_row AND j._raw_line IS NULL
         ORDER BY j._source_file, j._source_row
     """
     con.execute(f"COPY ({quarantined}) TO {quote_literal(quarantine_path)} (FORMAT parquet, COMPRESSION snappy)")
 
 
 def _rule_results(con, spec, catalog, rules, row_rules) -> list[RuleResult]:
-    total = con.execute("SELECT count(*) FROM evaluated").fetchone()[0]
-    results = [_schema_result(con, spec, column, total) for column in _typed_columns(spec)]
-    results.append(_load_result(con, spec, total))
-    judged = {r.index for r in row_rules}
+    """Every rule's result; all row-level counts come from one aggregate pass over the batch."""
+    typed = _typed_columns(spec)
+    counts = ["count(*)", "count(*) FILTER (WHERE len(_load_errors) > 0)"]
+    counts += [
+        f"count(*) FILTER (WHERE list_contains(_type_errors, {quote_literal(_invalid_reason(c))}))" for c in typed
+    ]
+    for rule in row_rules:
+        where = getattr(rule.node, "where", None)
+        counts += [f"count(*) FILTER (WHERE _fail_{rule.index})", f"count(*) FILTER (WHERE {where})" if where else "0"]
+    values = iter(con.execute(f"SELECT {', '.join(counts)} FROM evaluated").fetchone())
+    total, load_failed = next(values), next(values)
+    results = [_schema_result(spec, column, total, next(values)) for column in typed]
+    results.append(_load_result(spec, total, load_failed))
+    judged = {rule.index: (next(values), next(values)) for rule in row_rules}
     for rule in rules:
         if rule.index in judged:
-            failed = con.execute(f"SELECT count(*) FILTER (WHERE _fail_{rule.index}) FROM evaluated").fetchone()[0]
-            evaluated = total
-            if getattr(rule.node, "where", None):
-                evaluated = con.execute(f"SELECT count(*) FROM evaluated WHERE {rule.node.where}").fetchone()[0]
+            failed, evaluated_where = judged[rule.index]
+            evaluated = evaluated_where if getattr(rule.node, "where", None) else total
             results.append(_result(rule, evaluated, failed))
         else:
             results.append(_metric_result(con, rule, total))
@@ -180,11 +188,7 @@ def _typed_columns(spec: DatasetSpec):
     return [c for c in spec.columns.values() if c.on_invalid == "quarantine" and c.type not in ("text", "id")]
 
 
-def _schema_result(con, spec: DatasetSpec, column, total: int) -> RuleResult:
-    reason = _invalid_reason(column)
-    failed = con.execute(
-        f"SELECT count(*) FILTER (WHERE list_contains(_type_errors, {quote_literal(reason)})) FROM evaluated"
-    ).fetchone()[0]
+def _schema_result(spec: DatasetSpec, column, total: int, failed: int) -> RuleResult:
     text = f'ColumnDataType "{column.name}" = "{column.type}"'
     score = 1.0 if total == 0 else (total - failed) / total
     return RuleResult(
@@ -199,8 +203,7 @@ def _schema_result(con, spec: DatasetSpec, column, total: int) -> RuleResult:
     )
 
 
-def _load_result(con, spec: DatasetSpec, total: int) -> RuleResult:
-    failed = con.execute("SELECT count(*) FILTER (WHERE len(_load_errors) > 0) FROM evaluated").fetchone()[0]
+def _load_result(spec: DatasetSpec, total: int, failed: int) -> RuleResult:
     score = 1.0 if total == 0 else (total - failed) / total
     return RuleResult(
         f"{spec.name}.load",
