@@ -199,11 +199,19 @@ def run_duckdb(raw: Path, out: Path, connection: duckdb.DuckDBPyConnection | Non
 # ---------------------------------------------------------------------------------------------- pandas
 
 
+def _read_json_text(path: Path) -> pd.DataFrame:
+    """JSON lines as text; JSON nulls stay missing (pandas 2 turns them into 'None' under dtype=str)."""
+    import pandas as pd
+
+    typed = pd.read_json(path, lines=True, dtype=False)
+    return pd.read_json(path, lines=True, dtype=str).where(typed.notna(), None)
+
+
 def _read_pandas(raw: Path, dataset: str) -> pd.DataFrame:
     import pandas as pd
 
     frames = [pd.read_csv(f, dtype=str, keep_default_na=False, na_values=[""]) for f in raw_files(raw, dataset, ".csv")]
-    frames += [pd.read_json(f, lines=True, dtype=str) for f in raw_files(raw, dataset, ".jsonl")]
+    frames += [_read_json_text(f) for f in raw_files(raw, dataset, ".jsonl")]
     frames += [pd.read_parquet(f) for f in raw_files(raw, dataset, ".parquet")]
     if not frames:
         raise FileNotFoundError(f"no raw files under {Path(raw) / dataset}")
@@ -238,7 +246,7 @@ def _pandas_cleaners() -> dict[str, Callable[[pd.Series], pd.Series]]:
         "int": lambda s: pd.to_numeric(s, errors="coerce").astype("Int64"),
         "double": lambda s: pd.to_numeric(s, errors="coerce").astype("float64"),
         "date": _to_date,
-        "timestamp": lambda s: pd.to_datetime(s, format=TIMESTAMP_FORMAT, errors="coerce"),
+        "timestamp": lambda s: pd.to_datetime(s, format=TIMESTAMP_FORMAT, errors="coerce").astype("datetime64[us]"),
         "notes": _redact,
     }
 

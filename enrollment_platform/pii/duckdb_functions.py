@@ -2,7 +2,7 @@
 
 `pii_redact(text)` returns the text with each detected entity replaced by `[ENTITY]`; `pii_entities(text)` the
 sorted list of entity names found. `redact_text_sql` wraps the call in `CASE WHEN regexp_matches(...)` so that
-DuckDB hands Python only the cells that may hold PII.
+DuckDB hands Python only the cells that may hold PII, and not those whose redaction SQL can do (pii.shortcuts).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from enrollment_platform.pii.detectors import Detector, default_detector
+from enrollment_platform.pii.shortcuts import shortcuts_for
 from enrollment_platform.transforms.sql import quote_literal
 
 REDACT_FUNCTION = "pii_redact"
@@ -32,10 +33,15 @@ def register_pii_functions(con: duckdb.DuckDBPyConnection, detector: Detector | 
     con.create_function(ENTITIES_FUNCTION, entities, ["VARCHAR"], "VARCHAR[]", type="arrow")
 
 
-def redact_text_sql(value: str, prefilter: str) -> str:
-    """SQL redacting free text: cells that cannot hold PII are passed through without calling Python."""
+def redact_text_sql(value: str, prefilter: str, detector: Detector | None = None) -> str:
+    """SQL redacting free text: cells that cannot hold PII are passed through without calling Python. Given the
+    detector, cells whose redaction is proven (pii.shortcuts) are redacted in SQL too."""
     candidate = f"regexp_matches({value}, {quote_literal(prefilter)})"
-    return f"CASE WHEN {candidate} THEN {REDACT_FUNCTION}({value}) ELSE {value} END"
+    redacted = f"{REDACT_FUNCTION}({value})"
+    shortcuts = shortcuts_for(detector) if detector is not None else None
+    if shortcuts is not None:
+        redacted = shortcuts.redact_sql(value, redacted)
+    return f"CASE WHEN {candidate} THEN {redacted} ELSE {value} END"
 
 
 class PiiEngine:

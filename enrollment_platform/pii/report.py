@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 from enrollment_platform.pii.classify import Classification, classification_settings, classify_values
 from enrollment_platform.pii.detectors import Detector
-from enrollment_platform.pii.scan import Fetch, count_entities, is_text, sample_values, text_expression
+from enrollment_platform.pii.scan import Fetch, count_expressions, is_text, sample_values, text_expression
+from enrollment_platform.pii.shortcuts import shortcuts_for
 
 REPORT_SCHEMA = pa.schema(
     [
@@ -75,13 +76,18 @@ def scan_dataset(
     """Count detections in every cell of the scanned columns; classify unprotected columns from a sample."""
     rules = (policy.get("datasets") or {}).get(dataset, {})
     sample_rows, threshold = classification_settings(policy)
+    scanned = columns_to_scan(columns, rules)
+    expressions = [text_expression(column, data_type) for column, data_type in scanned]
+    # A column without any detection has no value passing the prefilter that holds an entity, and (proven for
+    # the short-cuts' detector, see pii.shortcuts) no other value holding one: its sample would classify as None.
+    proven = shortcuts_for(detector) is not None
     scan = DatasetScan()
-    for column, data_type in columns_to_scan(columns, rules):
-        expression = text_expression(column, data_type)
-        counts = count_entities(fetch, relation, expression, detector)
+    for (column, _), expression, counts in zip(
+        scanned, expressions, count_expressions(fetch, relation, expressions, detector), strict=True
+    ):
         action = action_for(rules.get(column))
         scan.detections += [Detection(dataset, column, e, n, action) for e, n in sorted(counts.items())]
-        if column not in rules:
+        if column not in rules and (counts or not proven):
             found = classify_values(sample_values(fetch, relation, expression, sample_rows), detector, threshold)
             if found.entity:
                 scan.unprotected[column] = found

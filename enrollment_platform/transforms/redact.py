@@ -35,7 +35,9 @@ def hmac_sql(value: str, key: bytes) -> str:
     return f"sha256({_blob(outer)} || unhex(sha256({_blob(inner)} || encode({value}))))"
 
 
-def action_sql(column: str, rule: dict[str, Any], key: bytes | None, prefilter: str) -> str | None:
+def action_sql(
+    column: str, rule: dict[str, Any], key: bytes | None, prefilter: str, detector: Detector | None = None
+) -> str | None:
     """The SQL for one protected column, or None when the column is dropped."""
     source = quote_ident(column)
     entity = rule.get("entity", "PII")
@@ -59,7 +61,7 @@ def action_sql(column: str, rule: dict[str, Any], key: bytes | None, prefilter: 
         case "generalize":
             return f"CAST(year({source}) AS INTEGER)"
         case "redact_entities":
-            return redact_text_sql(source, prefilter)
+            return redact_text_sql(source, prefilter, detector)
     raise ValueError(f"column {column}: unknown PII action {rule['action']!r}")
 
 
@@ -68,14 +70,14 @@ def redact_sql(
 ) -> str:
     """SELECT over validated rows applying every column's action; unlisted columns pass through."""
     rules = policy.get("datasets", {}).get(spec.name, {})
-    prefilter = (detector or default_detector()).prefilter
+    detector = detector or default_detector()
     outputs = []
     for column in (*spec.columns, *spec.derived, "_source_file", "_source_row", "_flags"):
         rule = rules.get(column)
         if rule is None:
             outputs.append(quote_ident(column))
             continue
-        expression = action_sql(column, rule, key, prefilter)
+        expression = action_sql(column, rule, key, detector.prefilter, detector)
         if expression is not None:
             outputs.append(f"{expression} AS {quote_ident(rule.get('output', column))}")
     return f"SELECT {', '.join(outputs)} FROM {source}"
