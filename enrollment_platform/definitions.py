@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from enrollment_platform.assets.catalog import catalog_assets
 from enrollment_platform.assets.curated import curated_assets
@@ -28,11 +27,10 @@ from enrollment_platform.quality.rules import DQRule, all_dataset_rules
 from enrollment_platform.resources.catalog import GlueCatalog, LocalCatalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import GlueJobRunner, InProcessJobRunner, JobRunner, LocalSparkJobRunner
-from enrollment_platform.resources.lake import LocalLake, S3Lake
+from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.notifier import local_notifier, sns_notifier
 from enrollment_platform.resources.pii import LocalPiiKey, SecretsManagerPiiKey
 from enrollment_platform.resources.raw import LocalRawLayer
-from enrollment_platform.resources.raw_s3 import S3RawLayer
 from enrollment_platform.resources.warehouse import warehouse_for
 from enrollment_platform.schedules import daily_schedule
 from enrollment_platform.sensors import build_sensors
@@ -82,9 +80,10 @@ def raw_root(settings: Settings) -> str:
     return str(bundled_sample())
 
 
-def local_resources(settings: Settings) -> dict:
+def local_resources(settings: Settings, raw_uri: str | None = None) -> dict:
+    """The local twins; `raw_uri`: the raw layer `raw_root(settings)` chose, when the caller already asked."""
     return {
-        "raw_layer": LocalRawLayer(root=raw_root(settings)),
+        "raw_layer": LocalRawLayer(root=raw_uri or raw_root(settings)),
         "lake": LocalLake(root=settings.lake_uri),
         "catalog": LocalCatalog(root=str(Path(settings.lake_uri) / "_catalog")),
         "engine": DuckDBEngine(temp_directory=str(settings.home / "tmp")),
@@ -106,6 +105,11 @@ def aws_resources(settings: Settings, environ: Mapping[str, str] | None = None) 
     """The AWS twins: S3 raw layer and lake (mirrored under $ENROLLMENT_HOME/cache), Glue Data Catalog, SNS,
     Secrets Manager key, the warehouse of ENROLLMENT_WAREHOUSE_URL (Redshift, or PostgreSQL), and Glue jobs for
     ENROLLMENT_ENGINE=spark. Values a deployment changes without a code change are Dagster EnvVars."""
+    from dagster_aws.s3 import S3Resource  # dagster-aws (and boto3) load only for the AWS twins
+
+    from enrollment_platform.resources.lake import S3Lake
+    from enrollment_platform.resources.raw_s3 import S3RawLayer
+
     aws = AwsSettings.from_env(settings, os.environ if environ is None else environ)
     s3 = S3Resource(region_name=aws.region)
     raw_bucket, raw_prefix = split_s3_uri(settings.raw_uri, "ENROLLMENT_RAW_URI")
@@ -137,16 +141,19 @@ def aws_job_runner(settings: Settings, aws: AwsSettings) -> JobRunner:
     )
 
 
-def resources_for(settings: Settings) -> dict:
+def resources_for(settings: Settings, raw_uri: str | None = None) -> dict:
     """Resources per environment: one variable (ENROLLMENT_ENV) picks the twin of every resource."""
     if settings.env == "aws":
         return aws_resources(settings)
-    return local_resources(settings)
+    return local_resources(settings, raw_uri)
 
 
 def build_definitions(
-    settings: Settings | None = None, rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None
+    settings: Settings | None = None,
+    rules_by_dataset: dict[str, tuple[DQRule, ...]] | None = None,
+    resources: dict | None = None,
 ) -> dg.Definitions:
+    """Every definition; `resources` (those of `resources_for(settings)`) when the caller already made them."""
     settings = settings or Settings.from_env()
     assets, checks = build_assets_and_checks(rules_by_dataset)
     return dg.Definitions(
@@ -155,7 +162,7 @@ def build_definitions(
         jobs=[all_assets_job],
         schedules=[daily_schedule],
         sensors=build_sensors(all_assets_job),
-        resources=resources_for(settings),
+        resources=resources or resources_for(settings),
     )
 
 

@@ -31,11 +31,13 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(field.name, str(field.type)) for field in schema])
 
 
-def preview_markdown(path: str, rows: int = PREVIEW_ROWS) -> str:
-    """The first rows of a Parquet file as a markdown table (lists joined, long values cut)."""
+def preview_markdown(path: str | pq.ParquetFile, rows: int = PREVIEW_ROWS) -> str:
+    """The first rows of a Parquet file (a path, or the file already open) as a markdown table (lists joined,
+    long values cut)."""
     from enrollment_platform.assets.common import markdown_table
 
-    table = pq.ParquetFile(path).read_row_group(0) if pq.ParquetFile(path).num_row_groups else None
+    parquet = path if isinstance(path, pq.ParquetFile) else pq.ParquetFile(path)
+    table = parquet.read_row_group(0) if parquet.num_row_groups else None
     if table is None or table.num_rows == 0:
         return "_no rows_"
 
@@ -53,10 +55,13 @@ def layer_metadata(lake, layer: str, dataset: str, batch: str, seconds: float) -
     files = output_files(lake, layer, dataset, batch)
     if not files:
         return metadata
-    metadata["dagster/column_schema"] = column_schema(pq.read_schema(files[0]))
-    metadata["dagster/row_count"] = dg.MetadataValue.int(sum(pq.read_metadata(f).num_rows for f in files))
-    if layer in PREVIEW_LAYERS:
-        metadata["preview"] = dg.MetadataValue.md(preview_markdown(files[0]))
+    first, *others = files
+    with pq.ParquetFile(first) as parquet:  # its footer is read once: schema, row count and preview
+        metadata["dagster/column_schema"] = column_schema(parquet.schema_arrow)
+        rows = parquet.metadata.num_rows + sum(pq.read_metadata(f).num_rows for f in others)
+        metadata["dagster/row_count"] = dg.MetadataValue.int(rows)
+        if layer in PREVIEW_LAYERS:
+            metadata["preview"] = dg.MetadataValue.md(preview_markdown(parquet))
     return metadata
 
 

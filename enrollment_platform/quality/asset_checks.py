@@ -4,9 +4,13 @@ Rule checks validate what the validated layer kept: a blocking rule that still f
 rule such as RowCount, or a row the quarantine should have caught) stops every downstream asset; warn and
 nullify rules report without stopping. Their metadata says what the row-level engine found in the input:
 failed count, failure rate and a sample of failing keys (primary keys only, never raw values).
+
+Each step evaluates every check of one asset that it can (all rules of a dataset; a curated asset's non-blocking
+health checks), reading the data it needs once and only the columns it needs.
 """
 
 import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from enrollment_platform.assets.common import batch_of, key, staged
 from enrollment_platform.assets.deduped import curated_state_path
 from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog, load_quality_settings
-from enrollment_platform.quality.pandera_checks import failing_rows
+from enrollment_platform.quality.polars_rules import reference_columns
 from enrollment_platform.quality.rules import DQRule, references_of
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import RawLayer
@@ -35,7 +39,7 @@ def check_name(rule: DQRule) -> str:
 
 def _latest_rule_results(lake: LocalLake, dataset: str, run_id: str) -> dict[str, dict]:
     """This run's dq_results of the dataset, else the newest run's (a check run on its own)."""
-    files = [f for f in lake.list("dq_results", f"dataset={dataset}") if f"run_id={run_id}" in f]
+    files = lake.list("dq_results", f"dataset={dataset}", f"run_id={run_id}")  # not every run's files
     if not files:
         files = sorted(lake.list("dq_results", f"dataset={dataset}"), key=lambda f: Path(f).stat().st_mtime)[-1:]
     if not files:
@@ -85,12 +89,13 @@ def _result(dataset: str, batch: str, rule: DQRule, outcome, frame: pl.DataFrame
     )
 
 
-def _state_frame(lake: LocalLake, dataset: str) -> pl.DataFrame:
-    """The curated rows of a dataset (empty, with its key columns, before the first batch)."""
+def _state_frame(lake: LocalLake, dataset: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """The curated rows of a dataset, only `columns` when given (empty, with its columns, before the first batch)."""
     path = curated_state_path(lake, dataset)
     if Path(path).exists():
-        return pl.read_parquet(path)
-    return pl.DataFrame(schema=dict.fromkeys(load_catalog().datasets[dataset].columns, pl.String))
+        return pl.read_parquet(path, columns=columns)
+    empty = pl.DataFrame(schema=dict.fromkeys(load_catalog().datasets[dataset].columns, pl.String))
+    return empty if columns is None else empty.select(columns)
 
 
 def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecksDefinition:
@@ -104,51 +109,22 @@ def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecks
         )
         for rule in rules
     ]
-    references = references_of(dataset, rules)
+    looked_up = reference_columns(rule.node for rule in rules)
+    references = {table: looked_up.get(table) for table in references_of(dataset, rules)}
 
     @dg.multi_asset_check(specs=specs, name=f"{dataset}_dq_rules")
     def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
+        from enrollment_platform.quality.pandera_checks import failing_rows  # pandera (and pandas) load here
+
         batch = batch_of(context)
         frame = pl.read_parquet(staged(lake, "validated", dataset, batch))
-        refs = {r: _state_frame(lake, r) for r in references}
+        refs = {table: _state_frame(lake, table, columns) for table, columns in references.items()}
         outcomes = failing_rows(list(rules), frame, refs)
         found = _latest_rule_results(lake, dataset, context.run.run_id)
         for rule in rules:
             yield _result(dataset, batch, rule, outcomes[rule.rule_id], frame, found.get(rule.rule_id, {}), lake)
 
     return rule_checks
-
-
-def build_near_duplicate_check(dataset: str, columns: list[str]) -> dg.AssetChecksDefinition:
-    """Warn when distinct ids share the same identifying attributes (the same entity under a new id)."""
-
-    @dg.asset_check(
-        asset=key("curated", dataset),
-        name="near_duplicate_entities",
-        description=f"Distinct ids with the same {', '.join(columns)} (case-insensitive).",
-    )
-    def near_duplicates(lake: LocalLake) -> dg.AssetCheckResult:
-        primary_key = load_catalog().datasets[dataset].primary_key
-        frame = _state_frame(lake, dataset)
-        normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
-        groups = (
-            frame.select(pl.col(primary_key), *normalized)
-            .drop_nulls(columns)
-            .group_by(columns)
-            .agg(pl.col(primary_key).sort().alias("ids"))
-            .filter(pl.col("ids").list.len() > 1)
-            .sort(pl.col("ids").list.first())
-        )
-        return dg.AssetCheckResult(
-            passed=groups.height == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "groups": groups.height,
-                "sample_id_groups": dg.MetadataValue.json([list(ids) for ids in groups["ids"].head(SAMPLE_KEYS)]),
-            },
-        )
-
-    return near_duplicates
 
 
 def build_freshness_check(dataset: str, max_age_hours: float) -> dg.AssetChecksDefinition:
@@ -174,15 +150,40 @@ def build_freshness_check(dataset: str, max_age_hours: float) -> dg.AssetChecksD
     return freshness
 
 
-def build_row_count_drop_check(dataset: str, max_drop: float) -> dg.AssetChecksDefinition:
+HealthCheck = Callable[[dg.AssetCheckExecutionContext, LocalLake], dg.AssetCheckResult]
+
+
+def near_duplicate_check(dataset: str, columns: list[str]) -> tuple[str, HealthCheck]:
+    """Warn when distinct ids share the same identifying attributes (the same entity under a new id)."""
+
+    def evaluate(context: dg.AssetCheckExecutionContext, lake: LocalLake) -> dg.AssetCheckResult:
+        primary_key = load_catalog().datasets[dataset].primary_key
+        frame = _state_frame(lake, dataset, list(dict.fromkeys([primary_key, *columns])))
+        normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
+        groups = (
+            frame.select(pl.col(primary_key), *normalized)
+            .drop_nulls(columns)
+            .group_by(columns)
+            .agg(pl.col(primary_key).sort().alias("ids"))
+            .filter(pl.col("ids").list.len() > 1)
+            .sort(pl.col("ids").list.first())
+        )
+        return dg.AssetCheckResult(
+            passed=groups.height == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "groups": groups.height,
+                "sample_id_groups": dg.MetadataValue.json([list(ids) for ids in groups["ids"].head(SAMPLE_KEYS)]),
+            },
+        )
+
+    return f"Distinct ids with the same {', '.join(columns)} (case-insensitive).", evaluate
+
+
+def row_count_drop_check(dataset: str, max_drop: float) -> tuple[str, HealthCheck]:
     """Warn when the curated row count fell by more than `max_drop` (a share) against the previous run."""
 
-    @dg.asset_check(
-        asset=key("curated", dataset),
-        name="row_count_drop",
-        description=f"rows_out fell by at most {max_drop:.0%} against the previous materialization.",
-    )
-    def row_count_drop(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def evaluate(context: dg.AssetCheckExecutionContext, lake: LocalLake) -> dg.AssetCheckResult:
         records = context.instance.fetch_materializations(key("curated", dataset), limit=2).records
         counts = [r.asset_materialization.metadata.get("rows_out") for r in records if r.asset_materialization]
         counts = [c.value for c in counts if c is not None]
@@ -199,15 +200,57 @@ def build_row_count_drop_check(dataset: str, max_drop: float) -> dg.AssetChecksD
             metadata={"previous": previous, "current": current, "drop": round(drop, 4)},
         )
 
-    return row_count_drop
+    return f"rows_out fell by at most {max_drop:.0%} against the previous materialization.", evaluate
+
+
+def build_curated_health_checks(
+    dataset: str, max_drop: float | None, near_duplicate_columns: list[str] | None = None
+) -> dg.AssetChecksDefinition:
+    """The non-blocking checks of `curated/<dataset>` in one step: `near_duplicate_entities` (with columns) and
+    `row_count_drop` (with a maximum drop). Each can run alone (the UI's check selection); one that raises does not
+    keep the others from reporting, and its error still fails the step (which blocks nothing: they are warnings)."""
+    asset = key("curated", dataset)
+    checks: dict[str, tuple[str, HealthCheck]] = {}
+    if near_duplicate_columns:
+        checks["near_duplicate_entities"] = near_duplicate_check(dataset, near_duplicate_columns)
+    if max_drop is not None:
+        checks["row_count_drop"] = row_count_drop_check(dataset, max_drop)
+    specs = [dg.AssetCheckSpec(name, asset=asset, description=text) for name, (text, _) in checks.items()]
+
+    @dg.multi_asset_check(specs=specs, name=f"{dataset}_curated_health", can_subset=True)
+    def curated_health(context: dg.AssetCheckExecutionContext, lake: LocalLake) -> Iterator[dg.AssetCheckResult]:
+        errors = []
+        for name, (_, evaluate) in checks.items():
+            if dg.AssetCheckKey(asset, name) not in context.selected_asset_check_keys:
+                continue
+            try:
+                result = evaluate(context, lake)
+            except Exception as error:  # reported once the other checks of the step have
+                context.log.error(f"check {name} of {asset.to_user_string()} could not be evaluated: {error!r}")
+                errors.append(error)
+                continue
+            yield dg.AssetCheckResult(
+                asset_key=asset,
+                check_name=name,
+                passed=result.passed,
+                severity=result.severity,
+                metadata=result.metadata,
+                description=result.description,
+            )
+        if errors:
+            raise errors[0]
+
+    return curated_health
 
 
 def build_quality_checks(rules_by_dataset: dict[str, tuple[DQRule, ...]]) -> list[dg.AssetChecksDefinition]:
     settings = load_quality_settings()
     checks = [build_rule_checks(dataset, rules) for dataset, rules in rules_by_dataset.items() if rules]
-    for dataset, columns in settings.get("near_duplicates", {}).items():
-        checks.append(build_near_duplicate_check(dataset, columns))
+    near_duplicates = settings.get("near_duplicates", {})
     for dataset in rules_by_dataset:
         checks.append(build_freshness_check(dataset, float(settings.get("raw_max_age_hours", 48))))
-        checks.append(build_row_count_drop_check(dataset, float(settings.get("max_row_count_drop", 0.5))))
+    max_drop = float(settings.get("max_row_count_drop", 0.5))
+    for dataset in dict.fromkeys([*near_duplicates, *rules_by_dataset]):
+        drop = max_drop if dataset in rules_by_dataset else None
+        checks.append(build_curated_health_checks(dataset, drop, near_duplicates.get(dataset)))
     return checks

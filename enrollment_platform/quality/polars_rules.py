@@ -7,7 +7,7 @@ limits the rows judged); a property test proves the two agree row for row.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -104,10 +104,32 @@ def row_pass_expr(node: RuleNode, references: Mapping[str, pl.DataFrame]) -> pl.
     raise UnsupportedRule(f"{rule.rule_type} is not a row-level rule")
 
 
-def _reference_pass(rule: Rule, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
+def reference_target(rule: Rule) -> tuple[list[str], str, list[str]]:
+    """A ReferentialIntegrity rule's local columns, referenced dataset and its columns."""
     columns = [c.strip() for c in rule.parameters[0].split(",")]
     table, _, remote = rule.parameters[1].partition(".")
-    remote_columns = [c.strip() for c in remote.strip("{}").split(",")]
+    return columns, table, [c.strip() for c in remote.strip("{}").split(",")]
+
+
+def reference_columns(nodes: Iterable[RuleNode]) -> dict[str, list[str]]:
+    """The columns of each referenced dataset the ReferentialIntegrity rules among `nodes` look up (in order)."""
+    found: dict[str, list[str]] = {}
+    for node in nodes:
+        if isinstance(node, CompositeRule):
+            looked_up = reference_columns(node.rules).items()
+        elif node.rule_type == "ReferentialIntegrity" and len(node.parameters) >= 2:
+            _, table, remote_columns = reference_target(node)
+            looked_up = [(table, remote_columns)]
+        else:
+            continue
+        for table, remote_columns in looked_up:
+            known = found.setdefault(table, [])
+            known.extend(c for c in remote_columns if c not in known)
+    return found
+
+
+def _reference_pass(rule: Rule, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
+    columns, table, remote_columns = reference_target(rule)
     if table not in references:
         raise UnsupportedRule(f"reference dataset {table!r} was not provided")
     nulls = pl.any_horizontal([pl.col(c).is_null() for c in columns])

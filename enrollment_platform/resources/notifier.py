@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import dagster as dg
 
 log = logging.getLogger(__name__)
@@ -89,6 +88,8 @@ class SnsNotifier(Notifier):
         )
 
     def _client(self):
+        import boto3  # only the AWS twin needs it
+
         return boto3.client("sns", region_name=self.region_name or os.environ.get("AWS_REGION") or None)
 
 

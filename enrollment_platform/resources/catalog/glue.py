@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError, NoCredentialsError
 from pydantic import PrivateAttr
 
@@ -82,6 +81,8 @@ class GlueCatalog(Catalog):
     def _glue(self) -> Any:
         if self._client is None:
             region = self.region_name or os.environ.get("AWS_REGION") or None
+            import boto3  # loaded with the first Glue request, not with the catalog module
+
             self._client = boto3.client("glue", region_name=region, endpoint_url=self.endpoint_url or None)
         return self._client
 
