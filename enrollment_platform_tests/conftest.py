@@ -98,3 +98,16 @@ def fake_aws_account(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def pii_con():
+    """A DuckDB connection that knows the PII functions (pii_redact, pii_entities)."""
+    import duckdb
+
+    from enrollment_platform.pii.duckdb_functions import register_pii_functions
+
+    connection = duckdb.connect()
+    register_pii_functions(connection)
+    yield connection
+    connection.close()

@@ -14,7 +14,7 @@ from enrollment_platform.config import ConfigError, load_pii_policy
 from enrollment_platform.generator.names import ENROLLMENT_NOTES, STUDENT_NOTES
 from enrollment_platform.pii.classify import classify_values
 from enrollment_platform.pii.detectors import default_detector, detector_from_policy
-from enrollment_platform.pii.duckdb_functions import redact_text_sql, register_pii_functions
+from enrollment_platform.pii.duckdb_functions import redact_text_sql
 from enrollment_platform.pii.report import scan_dataset
 from enrollment_platform.pii.validators import luhn_valid
 
@@ -26,14 +26,6 @@ AFTER = st.sampled_from(["", " ", ".", " ok", ")", ", then", "\n"])
 
 def found(text: str) -> list[tuple[str, str]]:
     return [(span.entity, text[span.start : span.end]) for span in DETECTOR.find(text)]
-
-
-@pytest.fixture(scope="module")
-def con() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    register_pii_functions(connection)
-    yield connection
-    connection.close()
 
 
 def passes_prefilter(text: str, prefilter: str) -> bool:
@@ -262,9 +254,9 @@ def test_an_unknown_validator_is_a_config_error():
         detector_from_policy({"entities": {"X": {"validator": "nope", "patterns": ["x"], "prefilter": "x"}}})
 
 
-def test_the_udfs_agree_with_the_detector_and_skip_cells_without_candidates(con):
+def test_the_udfs_agree_with_the_detector_and_skip_cells_without_candidates(pii_con):
     texts = ["SSN 569-60-3012", "plain words", None, "mail a@b.org, born 3/14/2001"]
-    rows = con.execute(
+    rows = pii_con.execute(
         f"SELECT {redact_text_sql('t', DETECTOR.prefilter)}, pii_entities(t) FROM unnest(?) AS u(t)", [texts]
     ).fetchall()
     assert [r[0] for r in rows] == [DETECTOR.redact(t) for t in texts]
@@ -279,14 +271,14 @@ def test_column_classification_uses_the_threshold():
     assert classify_values(notes, DETECTOR, 0.05).entity == "USA_SSN"
 
 
-def test_scan_flags_a_pii_column_missing_from_the_policy(con):
-    con.execute(
+def test_scan_flags_a_pii_column_missing_from_the_policy(pii_con):
+    pii_con.execute(
         "CREATE OR REPLACE TABLE people AS SELECT * FROM (VALUES ('1', 'a@example.org', 'Boston'), "
         "('2', 'b@example.org', 'Austin'), ('3', NULL, 'Denver')) t(id, contact, city)"
     )
     columns = [("id", "VARCHAR"), ("contact", "VARCHAR"), ("city", "VARCHAR")]
     scan = scan_dataset(
-        lambda sql: con.execute(sql).fetchall(), "people", "people", columns, load_pii_policy(), DETECTOR
+        lambda sql: pii_con.execute(sql).fetchall(), "people", "people", columns, load_pii_policy(), DETECTOR
     )
     assert [(d.column, d.entity, d.detections, d.action) for d in scan.detections] == [("contact", "EMAIL", 2, "none")]
     assert set(scan.unprotected) == {"contact"} and scan.unprotected["contact"].entity == "EMAIL"

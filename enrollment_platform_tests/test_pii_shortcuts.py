@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from enrollment_platform.config import load_pii_policy
 from enrollment_platform.generator.names import PII_NOTES
 from enrollment_platform.pii.detectors import default_detector, detector_from_policy
-from enrollment_platform.pii.duckdb_functions import redact_text_sql, register_pii_functions
+from enrollment_platform.pii.duckdb_functions import redact_text_sql
 from enrollment_platform.pii.report import scan_dataset
 from enrollment_platform.pii.scan import candidates_sql, count_expressions, scan_columns
 from enrollment_platform.pii.shortcuts import PROVEN_DIGEST, detector_digest, shortcuts_for
@@ -25,27 +24,19 @@ SHORTCUTS = shortcuts_for(DETECTOR)
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def con() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    register_pii_functions(connection)
-    yield connection
-    connection.close()
-
-
-def settled(con, texts: list[str]) -> list[tuple[str, str | None, str, bool]]:
+def settled(pii_con, texts: list[str]) -> list[tuple[str, str | None, str, bool]]:
     """Per text: (text, what the short-cuts know, the redaction SQL's result, whether the prefilter passes)."""
     sql = (
         f"SELECT t, {SHORTCUTS.known_sql('t')}, {redact_text_sql('t', DETECTOR.prefilter, DETECTOR)}, "
         f"regexp_matches(t, ?) FROM unnest(?) WITH ORDINALITY AS u(t, i) ORDER BY i"
     )
-    return con.execute(sql, [DETECTOR.prefilter, texts]).fetchall()
+    return pii_con.execute(sql, [DETECTOR.prefilter, texts]).fetchall()
 
 
-def assert_exact(con, texts: list[str]) -> list[str | None]:
+def assert_exact(pii_con, texts: list[str]) -> list[str | None]:
     """Short-cuts agree with the detector on every text; returns what they knew."""
     knowns = []
-    for text, known, redacted, candidate in settled(con, texts):
+    for text, known, redacted, candidate in settled(pii_con, texts):
         entities = DETECTOR.entities_in(text)
         if known is not None:
             assert entities == ({known} if known else set()), (text, known)
@@ -199,39 +190,39 @@ def test_a_changed_policy_gets_no_shortcuts_and_the_plain_detector():
 
 @PROPERTY
 @given(st.lists(CELLS, min_size=1, max_size=40))
-def test_shortcuts_give_exactly_the_detectors_entities_and_redactions(con, texts):
-    assert_exact(con, texts)
+def test_shortcuts_give_exactly_the_detectors_entities_and_redactions(pii_con, texts):
+    assert_exact(pii_con, texts)
 
 
 @pytest.mark.parametrize("token", [ssn_like(), phone_like(), email_like()], ids=["ssn", "phone", "email"])
-def test_shortcuts_on_tokens_and_near_misses_in_context(con, token):
+def test_shortcuts_on_tokens_and_near_misses_in_context(pii_con, token):
     @PROPERTY
     @given(st.lists(st.one_of(token, in_context(token)), min_size=20, max_size=60))
     def check(texts):
-        assert_exact(con, texts)
+        assert_exact(pii_con, texts)
 
     check()
 
 
-def test_the_generators_pii_values_and_notes_are_settled_in_sql(con):
+def test_the_generators_pii_values_and_notes_are_settled_in_sql(pii_con):
     """What the short-cuts are for: every shape the generator writes is settled without Python."""
     values = ["646-04-3433", "215-886-9364", "(213) 406-3679", "415.798.7375", "+1 206 639 4617", "2132176942"]
     values += ["carlos.cruz@example.org", "kayla_dixon26@student.example.edu", "mwilson99@example.org"]
     notes = [prefix + value + suffix for prefix, _, suffix in PII_NOTES for value in values]
     ids = ["10377135", "4382249", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
-    assert None not in assert_exact(con, values + notes + ids)
+    assert None not in assert_exact(pii_con, values + notes + ids)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(CELLS, st.sampled_from(["", "x", "plain words"])), min_size=1, max_size=30))
-def test_the_batched_scan_equals_the_detector_on_every_candidate_cell(con, rows):
-    con.execute("CREATE OR REPLACE TEMP TABLE cells (a VARCHAR, b VARCHAR, c VARCHAR[])")
-    con.executemany("INSERT INTO cells VALUES (?, ?, ?)", [(a, b, [a, b]) for a, b in rows])
+def test_the_batched_scan_equals_the_detector_on_every_candidate_cell(pii_con, rows):
+    pii_con.execute("CREATE OR REPLACE TEMP TABLE cells (a VARCHAR, b VARCHAR, c VARCHAR[])")
+    pii_con.executemany("INSERT INTO cells VALUES (?, ?, ?)", [(a, b, [a, b]) for a, b in rows])
     expressions = ["a", "b", "array_to_string(c, chr(10))"]
-    fetch = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    fetch = lambda sql: pii_con.execute(sql).fetchall()  # noqa: E731
     values = ", ".join(f"{e}, regexp_matches({e}, $1)" for e in expressions)
     expected: list[Counter[str]] = [Counter() for _ in expressions]
-    for row in con.execute(f"SELECT {values} FROM cells", [DETECTOR.prefilter]).fetchall():
+    for row in pii_con.execute(f"SELECT {values} FROM cells", [DETECTOR.prefilter]).fetchall():
         for i, counts in enumerate(expected):
             if row[2 * i + 1]:  # the original scan: the detector on every cell passing the prefilter
                 counts.update(DETECTOR.entities_in(row[2 * i]))
@@ -242,8 +233,8 @@ def test_the_batched_scan_equals_the_detector_on_every_candidate_cell(con, rows)
         assert sorted(fetch(plain)) == sorted(fetch(grouped))
 
 
-def test_scan_columns_and_the_report_skip_only_what_cannot_be_found(con):
-    con.execute(
+def test_scan_columns_and_the_report_skip_only_what_cannot_be_found(pii_con):
+    pii_con.execute(
         "CREATE OR REPLACE TABLE people AS SELECT * FROM (VALUES "
         "('10377135', 'call 415-555-0132', 'a@example.org', 'Boston', 'SSN on file 569-60-3012 verified'), "
         "('10377136', 'plain', 'b@example.org', 'Austin', 'none'), "
@@ -251,7 +242,7 @@ def test_scan_columns_and_the_report_skip_only_what_cannot_be_found(con):
     )
     columns = [("id", "VARCHAR"), ("note", "VARCHAR"), ("contact", "VARCHAR"), ("city", "VARCHAR")]
     columns.append(("other", "VARCHAR"))
-    fetch = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    fetch = lambda sql: pii_con.execute(sql).fetchall()  # noqa: E731
     assert scan_columns(fetch, "people", columns, DETECTOR) == {
         "note": Counter({"PHONE_NUMBER": 1}),
         "contact": Counter({"EMAIL": 2}),
