@@ -9,7 +9,7 @@ import duckdb
 class DuckDBEngine(dg.ConfigurableResource):
     """Opens in-memory DuckDB connections that read and write the lake's Parquet files."""
 
-    memory_limit: str = "2GB"  # a whole run stays within 4 GB peak RSS; bigger intermediates spill to temp_directory
+    memory_limit: str = "2GB"  # bounds the engine's share of a run's memory; bigger intermediates spill to disk
     threads: int = 0  # 0: DuckDB's default (one per core)
     temp_directory: str = ""
 

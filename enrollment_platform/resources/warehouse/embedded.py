@@ -41,7 +41,7 @@ class DuckDBWarehouse(Warehouse):
     """The embedded warehouse: one DuckDB file. It has no users or grants (see README, Security)."""
 
     path: str
-    memory_limit: str = "2GB"  # with the engine's, keeps a 10 M-enrollment run within 4 GB; larger loads spill
+    memory_limit: str = "2GB"  # bounds the load's share of a run's memory; larger loads spill beside the file
     dialect: ClassVar[DuckDBDialect] = DuckDBDialect()
 
     @contextmanager
