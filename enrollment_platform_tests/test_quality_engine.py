@@ -128,3 +128,36 @@ def test_unsupported_rule_types_are_reported_not_skipped():
     rule = build_rules("enrollments", 'Rules = [ Entropy "term" > 1.0 ]')[0]
     outcome = failing_rows([rule], pl.DataFrame({"term": ["a"]}), {})[rule.rule_id]
     assert isinstance(outcome, str) and "Entropy" in outcome
+
+
+def test_rule_checks_read_only_the_columns_their_rules_name():
+    from enrollment_platform.quality.polars_rules import columns_read
+    from enrollment_platform.quality.rules import dataset_rules
+
+    enrollments = columns_read(rule.node for rule in dataset_rules("enrollments"))
+    assert enrollments == {
+        "enrollment_id",
+        "enrollment_date",
+        "marks",
+        "attendance_percentage",
+        "student_id",
+        "course_id",
+        "instructor_id",
+    }
+    for text in ('ColumnValues "marks" <= 90 where "term = \'F\'"', 'CustomSql "select 1" = 1', "ColumnCount = 3"):
+        assert columns_read(rule.node for rule in build_rules("enrollments", f"Rules = [ {text} ]")) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=frames)
+def test_rules_judge_a_frame_of_their_columns_as_they_judge_the_whole_frame(rows):
+    from enrollment_platform.quality.polars_rules import columns_read
+
+    rules = [r for r in build_rules("enrollments", PROPERTY_RULES) if "where" not in r.text]
+    frame = pl.DataFrame(
+        rows, schema={"enrollment_id": pl.String, "marks": pl.Float64, "term": pl.String, "notes": pl.String}
+    )
+    frame = frame.with_columns(pl.lit("unread").alias("status"), pl.col("marks").alias("tuition"))
+    pruned = frame.select(sorted(columns_read(rule.node for rule in rules)))
+    assert pruned.width == frame.width - 2
+    assert failing_rows(rules, pruned, {}) == failing_rows(rules, frame, {})

@@ -22,7 +22,7 @@ from enrollment_platform.assets.common import batch_of, key, staged
 from enrollment_platform.assets.deduped import curated_state_path
 from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog, load_quality_settings
-from enrollment_platform.quality.polars_rules import reference_columns
+from enrollment_platform.quality.polars_rules import columns_read, reference_columns
 from enrollment_platform.quality.rules import DQRule, references_of
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import RawLayer
@@ -111,13 +111,18 @@ def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecks
     ]
     looked_up = reference_columns(rule.node for rule in rules)
     references = {table: looked_up.get(table) for table in references_of(dataset, rules)}
+    read = columns_read(rule.node for rule in rules)
+    primary_key = load_catalog().datasets[dataset].primary_key
 
     @dg.multi_asset_check(specs=specs, name=f"{dataset}_dq_rules")
     def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
         from enrollment_platform.quality.pandera_checks import failing_rows  # pandera (and pandas) load here
 
         batch = batch_of(context)
-        frame = pl.read_parquet(staged(lake, "validated", dataset, batch))
+        path = staged(lake, "validated", dataset, batch)
+        # only the columns the rules read (and the key the failing-row samples show): bounded memory at 10 M rows
+        columns = None if read is None else [c for c in pl.read_parquet_schema(path) if c in read | {primary_key}]
+        frame = pl.read_parquet(path, columns=columns)
         refs = {table: _state_frame(lake, table, columns) for table, columns in references.items()}
         outcomes = failing_rows(list(rules), frame, refs)
         found = _latest_rule_results(lake, dataset, context.run.run_id)

@@ -128,6 +128,45 @@ def reference_columns(nodes: Iterable[RuleNode]) -> dict[str, list[str]]:
     return found
 
 
+# Rule types whose only columns are their column parameters (a comma-separated list for keys and references).
+_COLUMN_PARAMETER_RULES = {
+    "IsComplete": 1,
+    "IsPrimaryKey": None,
+    "IsUnique": 1,
+    "ColumnValues": 1,
+    "ColumnLength": 1,
+    "ReferentialIntegrity": 1,
+    "Completeness": 1,
+    "Uniqueness": 1,
+    "Mean": 1,
+    "Sum": 1,
+    "StandardDeviation": 1,
+    "DistinctValuesCount": 1,
+    "UniqueValueRatio": 1,
+    "Entropy": 1,
+    "RowCount": 0,
+    "DataFreshness": 1,
+}
+
+
+def columns_read(nodes: Iterable[RuleNode]) -> set[str] | None:
+    """The columns the rules among `nodes` read; None when one may read any column (CustomSql, `where`, …)."""
+    columns: set[str] = set()
+    for node in nodes:
+        if isinstance(node, CompositeRule):
+            inner = columns_read(node.rules)
+            if inner is None:
+                return None
+            columns |= inner
+            continue
+        if node.rule_type not in _COLUMN_PARAMETER_RULES or node.where:
+            return None
+        count = _COLUMN_PARAMETER_RULES[node.rule_type]
+        for parameter in node.parameters if count is None else node.parameters[:count]:
+            columns.update(c.strip() for c in parameter.split(","))
+    return columns
+
+
 def _reference_pass(rule: Rule, references: Mapping[str, pl.DataFrame]) -> pl.Expr:
     columns, table, remote_columns = reference_target(rule)
     if table not in references:
