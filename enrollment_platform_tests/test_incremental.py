@@ -69,6 +69,16 @@ def test_two_day_partitions_equal_one_unpartitioned_run(raw_flat, tmp_path):
         summary = summarize(result, days, days.raw_uri)
         assert all(counts["reconciled"] for counts in summary.datasets.values())
     assert contents(days) == contents(flat)
+    # day two brought enrollments only: every table took just the batch's changes, not the whole state
+    loads = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("warehouse__enrollment_fact")
+        + result.asset_materializations_for_node("warehouse__student_dim")
+    }
+    assert {t: m["loaded_from"].value for t, m in loads.items()} == dict.fromkeys(loads, "the batch's changes")
+    day_two = summary.datasets["enrollments"]
+    assert loads["enrollment_fact"]["inserted"].value + loads["enrollment_fact"]["updated"].value <= day_two["rows_out"]
+    assert loads["enrollment_fact"]["inserted"].value > 0 and loads["student_dim"]["inserted"].value == 0
 
 
 def test_a_two_day_backfill_in_one_run_equals_one_unpartitioned_run(raw_flat, tmp_path):

@@ -25,6 +25,7 @@ from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse, duckdb_path
+from enrollment_platform.resources.warehouse.base import BatchChanges
 from enrollment_platform.runner import run_pipeline
 from enrollment_platform.settings import Settings
 from enrollment_platform.transforms.sql import quote_ident
@@ -304,3 +305,73 @@ def test_dq_results_replace_the_rows_of_their_run(warehouse, tmp_path):
         ("run-a", 1),
         ("run-b", 2),
     ]
+
+
+# --- batch changes: a table in step with the state a batch started from takes only the batch ----------------------
+
+
+def versioned(path: Path, columns: dict[str, pa.Array], version: str) -> str:
+    """A curated state file whose footer names its version, as the curated step writes it."""
+    pq.write_table(pa.table(columns).replace_schema_metadata({"state_version": version}), path)
+    return str(path)
+
+
+def student_columns(ids: list[str], names: list[str]) -> dict[str, pa.Array]:
+    n = len(ids)
+    return {
+        "student_id": pa.array(ids),
+        "name": pa.array(names),
+        "_source_file": pa.array(["a.csv"] * n),
+        "_source_row": pa.array(range(n), pa.int64()),
+        "_flags": pa.array([[]] * n, FLAGS),
+    }
+
+
+def batch_v1_to_v2(folder: Path, base: str = "v1", state_rows: int = 3) -> tuple[str, BatchChanges]:
+    """v1 = s1 s2 s3; the batch renames s2, adds s4 and removes s3 (its newest version was quarantined)."""
+    v2 = versioned(folder / "v2.parquet", student_columns(["s1", "s2", "s4"], ["Al", "Bea", "Di"]), "v2")
+    rows = write(folder / "rows.parquet", student_columns(["s2", "s4"], ["Bea", "Di"]))
+    removed = write(folder / "removed.parquet", {"student_id": pa.array(["s3"])})
+    return v2, BatchChanges(rows, removed, base, "v2", state_rows)
+
+
+def load_v1(warehouse: Warehouse, folder: Path) -> None:
+    v1 = versioned(folder / "v1.parquet", student_columns(["s1", "s2", "s3"], ["Al", "Bo", "Cy"]), "v1")
+    assert counts(warehouse.load_dimension(STUDENTS, v1)) == (3, 3, 0, 0)
+
+
+def students_now(warehouse: Warehouse) -> list[tuple]:
+    return warehouse.query("SELECT student_key, student_id, name FROM student_dim ORDER BY 1")
+
+
+V2_ROWS = [(1, "s1", "Al"), (2, "s2", "Bea"), (4, "s4", "Di")]
+
+
+def test_a_table_in_step_takes_only_the_batchs_rows_and_removed_keys(warehouse, tmp_path, monkeypatch):
+    load_v1(warehouse, tmp_path)
+    v2, changes = batch_v1_to_v2(tmp_path)
+    whole_state = []
+    original = type(warehouse)._upsert_state
+    monkeypatch.setattr(type(warehouse), "_upsert_state", lambda *a: whole_state.append(a) or original(*a))
+    assert counts(warehouse.load_dimension(STUDENTS, v2, changes)) == (3, 1, 1, 1)
+    assert whole_state == []
+    assert students_now(warehouse) == V2_ROWS
+    assert warehouse.query("SELECT state_version FROM \"_load_state\" WHERE table_name = 'student_dim'") == [("v2",)]
+    assert "_load_state" not in warehouse.tables()
+
+
+@pytest.mark.parametrize(
+    "out_of_step",
+    ["other base version", "rows deleted behind the pipeline's back", "never loaded"],
+)
+def test_a_table_out_of_step_is_loaded_from_the_whole_state(warehouse, tmp_path, out_of_step):
+    """The batch's changes would leave the table wrong: the load rolls them back and takes the whole state."""
+    if out_of_step != "never loaded":
+        load_v1(warehouse, tmp_path)
+    if out_of_step == "rows deleted behind the pipeline's back":
+        with warehouse.session() as session:
+            session.execute("DELETE FROM student_dim WHERE student_id = 's1'")
+    v2, changes = batch_v1_to_v2(tmp_path, base="v0" if out_of_step == "other base version" else "v1")
+    warehouse.load_dimension(STUDENTS, v2, changes)
+    assert sorted((sid, name) for _, sid, name in students_now(warehouse)) == [(s, n) for _, s, n in V2_ROWS]
+    assert warehouse.query("SELECT state_version FROM \"_load_state\" WHERE table_name = 'student_dim'") == [("v2",)]

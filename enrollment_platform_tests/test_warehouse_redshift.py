@@ -143,6 +143,33 @@ def flags_join(table: str, natural: str) -> str:
     )
 
 
+def new_keys(table: str, natural: str, surrogate: str) -> str:
+    """The narrow numbering of the staged keys the table lacks."""
+    return (
+        f'CREATE TEMP TABLE "{table}__new_keys" AS SELECT s."{natural}" AS "{natural}", '
+        f'm.top + row_number() OVER (ORDER BY s."{natural}") AS "{surrogate}" FROM "{table}__staged" s '
+        f'CROSS JOIN (SELECT coalesce(max("{surrogate}"), 0) AS top FROM "{table}") m '
+        f'WHERE NOT EXISTS (SELECT 1 FROM "{table}" t WHERE t."{natural}" = s."{natural}")'
+    )
+
+
+def keyed_sources(table: str, natural: str) -> str:
+    return (
+        f'FROM "{table}__staged" s LEFT JOIN "{table}" t ON t."{natural}" = s."{natural}" '
+        f'LEFT JOIN "{table}__new_keys" n ON n."{natural}" = s."{natural}"'
+    )
+
+
+def record_version(table: str, version: str = "") -> list:
+    """The load records which curated state version the table now holds."""
+    create = 'CREATE TABLE IF NOT EXISTS "_load_state" (table_name VARCHAR(65535), state_version VARCHAR(65535))'
+    return [
+        create,
+        ('DELETE FROM "_load_state" WHERE table_name = %s', [table]),
+        ('INSERT INTO "_load_state" (table_name, state_version) VALUES (%s, %s)', [table, version]),
+    ]
+
+
 FLAGS_TEXT = """CASE WHEN s."_flags" IS NULL THEN NULL ELSE coalesce(l_flags.items, '') END AS "dq_flags\""""
 
 STUDENT_DIM_LOAD = [
@@ -153,12 +180,12 @@ STUDENT_DIM_LOAD = [
     'CREATE TABLE IF NOT EXISTS "student_dim" ("student_key" BIGINT, "student_id" VARCHAR(65535), '
     '"birth_year" INTEGER, "source_file" VARCHAR(65535), "source_row" BIGINT, "dq_flags" VARCHAR(65535))',
     (COLUMNS_QUERY, ["student_dim"]),
-    'CREATE TEMP TABLE "student_dim__keyed" AS SELECT coalesce(t."student_key", m.top + row_number() OVER '
-    '(ORDER BY CASE WHEN t."student_key" IS NULL THEN 0 ELSE 1 END, s."student_id")) AS "student_key", '
+    'SELECT count(*) FROM "student_dim"',
+    new_keys("student_dim", "student_id", "student_key"),
+    'CREATE TEMP TABLE "student_dim__keyed" AS SELECT coalesce(t."student_key", n."student_key") AS "student_key", '
     's."student_id" AS "student_id", s."birth_year" AS "birth_year", s."_source_file" AS "source_file", '
     f's."_source_row" AS "source_row", {FLAGS_TEXT} '
-    'FROM "student_dim__staged" s LEFT JOIN "student_dim" t ON t."student_id" = s."student_id" '
-    'CROSS JOIN (SELECT coalesce(max("student_key"), 0) AS top FROM "student_dim") m '
+    f"{keyed_sources('student_dim', 'student_id')} "
     f"{flags_join('student_dim', 'student_id')}",
     'CREATE TEMP TABLE "student_dim__changes" AS SELECT k.*, CASE WHEN t."student_key" IS NULL THEN 1 ELSE 0 END '
     'AS is_new FROM "student_dim__keyed" k LEFT JOIN "student_dim" t ON t."student_id" = k."student_id" '
@@ -177,6 +204,7 @@ STUDENT_DIM_LOAD = [
     '"dq_flags") VALUES (c."student_key", c."student_id", c."birth_year", c."source_file", c."source_row", '
     'c."dq_flags")',
     'SELECT count(*) FROM "student_dim"',
+    *record_version("student_dim"),
     "COMMIT",
 ]
 
@@ -210,13 +238,13 @@ def test_a_fact_load_looks_up_the_dimension_keys_and_adds_new_columns(tmp_path):
         '"source_row" BIGINT, "dq_flags" VARCHAR(65535))',
         (COLUMNS_QUERY, ["enrollment_fact"]),
         'ALTER TABLE "enrollment_fact" ADD COLUMN "dq_flags" VARCHAR(65535)',
-        'CREATE TEMP TABLE "enrollment_fact__keyed" AS SELECT coalesce(t."enrollment_key", m.top + row_number() '
-        'OVER (ORDER BY CASE WHEN t."enrollment_key" IS NULL THEN 0 ELSE 1 END, s."enrollment_id")) '
+        'SELECT count(*) FROM "enrollment_fact"',
+        new_keys("enrollment_fact", "enrollment_id", "enrollment_key"),
+        'CREATE TEMP TABLE "enrollment_fact__keyed" AS SELECT coalesce(t."enrollment_key", n."enrollment_key") '
         'AS "enrollment_key", d0."student_key" AS "student_key", s."enrollment_id" AS "enrollment_id", '
         's."marks" AS "marks", s."_source_file" AS "source_file", s."_source_row" AS "source_row", '
         f"{FLAGS_TEXT} "
-        'FROM "enrollment_fact__staged" s LEFT JOIN "enrollment_fact" t ON t."enrollment_id" = s."enrollment_id" '
-        'CROSS JOIN (SELECT coalesce(max("enrollment_key"), 0) AS top FROM "enrollment_fact") m '
+        f"{keyed_sources('enrollment_fact', 'enrollment_id')} "
         'LEFT JOIN "student_dim" d0 ON d0."student_id" = s."student_id" '
         f"{flags_join('enrollment_fact', 'enrollment_id')}",
         'CREATE TEMP TABLE "enrollment_fact__changes" AS SELECT k.*, '
@@ -229,13 +257,15 @@ def test_a_fact_load_looks_up_the_dimension_keys_and_adds_new_columns(tmp_path):
         '(SELECT count(*) FROM "enrollment_fact" t LEFT JOIN "enrollment_fact__keyed" k '
         'ON k."enrollment_id" = t."enrollment_id" WHERE k."enrollment_id" IS NULL) AS deleted',
         'SELECT count(*) FROM "enrollment_fact"',
+        *record_version("enrollment_fact"),
         "COMMIT",
     ]
     assert (result.rows, result.inserted, result.updated, result.deleted) == (1, 0, 0, 0)
 
 
 def test_a_failure_mid_load_rolls_back(tmp_path):
-    connection = RecordingConnection({"SELECT (SELECT count(*)": [(1, 1, 1)]}, fail_on="MERGE INTO")
+    canned = {"SELECT (SELECT count(*)": [(1, 1, 1)], "SELECT count(*) FROM": [(2,)]}
+    connection = RecordingConnection(canned, fail_on="MERGE INTO")
     with pytest.raises(RuntimeError, match="simulated Redshift error"):
         redshift(tmp_path, connection).load_dimension(STUDENTS, students(tmp_path))
     assert connection.log[-2].startswith('MERGE INTO "student_dim"')

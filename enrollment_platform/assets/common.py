@@ -75,13 +75,17 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, limit: in
     return "\n".join(lines)
 
 
-def write_query(engine, lake, query: str, *parts: str, order_by: str = "") -> int:
-    """Run `query` and write its rows to the lake object `parts` atomically (Parquet, Snappy); return rows."""
+def write_query(engine, lake, query: str, *parts: str, order_by: str = "", kv: dict[str, str] | None = None) -> int:
+    """Run `query` and write its rows to the lake object `parts` atomically (Parquet, Snappy; `kv`: key-value
+    metadata in the footer); return rows."""
     con = engine.connect()
     try:
         with lake.atomic_write(*parts) as temporary:
             ordered = f"SELECT * FROM ({query}) ORDER BY {order_by}" if order_by else query
-            con.execute(f"COPY ({ordered}) TO {quote_literal(temporary)} (FORMAT parquet, COMPRESSION snappy)")
+            footer = ""
+            if kv:
+                footer = ", KV_METADATA {" + ", ".join(f"{k}: {quote_literal(v)}" for k, v in kv.items()) + "}"
+            con.execute(f"COPY ({ordered}) TO {quote_literal(temporary)} (FORMAT parquet, COMPRESSION snappy{footer})")
             return count_rows(con, temporary)
     finally:
         con.close()

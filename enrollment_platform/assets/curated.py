@@ -7,9 +7,11 @@ kept rows. A newer version that failed validation removes the older one: the new
 it is in quarantine. The file is replaced atomically, so a reader sees the state before or after, never between.
 """
 
+import uuid
 from dataclasses import asdict, dataclass
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from enrollment_platform.assets.common import (
     DATASETS,
@@ -31,6 +33,7 @@ from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.warehouse.model import STATE_VERSION
 
 
 @dataclass(frozen=True)
@@ -82,20 +85,54 @@ def _winners(lake: LocalLake, dataset: str, batch: str) -> str:
     )
 
 
+def state_version(path: str) -> str:
+    """The id of a state file's contents ('' for a file written without one, e.g. by a launched step)."""
+    metadata = pq.read_schema(path).metadata or {}
+    return metadata.get(STATE_VERSION.encode(), b"").decode()
+
+
+def changes_parts(state: str, batch: str) -> list[str]:
+    """The rows a batch put into a state (with the state's columns); footer: the versions before and after."""
+    return ["staging", "state_changes", state, f"{batch}.parquet"]
+
+
+def removed_parts(state: str, batch: str) -> list[str]:
+    """The keys a batch removed from a state (their newest version was quarantined)."""
+    return ["staging", "state_removed", state, f"{batch}.parquet"]
+
+
 def merge_into_state(
-    engine, lake, target: list[str], batch_file: str, winners: str, key_column: str
+    engine, lake, target: list[str], batch_file: str, winners: str, key_column: str, state: str, batch: str
 ) -> tuple[int, int]:
-    """Merge a batch into a state file atomically; return (rows in the new state, old rows replaced)."""
+    """Merge a batch into a state file atomically; return (rows in the new state, old rows replaced).
+
+    Beside it, the batch's changes (`changes_parts`, `removed_parts`), so a warehouse in step with the previous
+    version loads only those. A batch with no rows leaves the state file as it was.
+    """
     state_file = lake.path(*target)
-    state = read_parquet(state_file) if lake.exists(*target) else None
+    exists = lake.exists(*target)
     con = engine.connect()
     try:
-        before = count_rows(con, state_file) if state else 0
+        before = count_rows(con, state_file) if exists else 0
         added = count_rows(con, batch_file)
+        touched = con.execute(f"SELECT count(*) FROM {winners}").fetchone()[0]
     finally:
         con.close()
-    query = merge_sql(state, read_parquet(batch_file), winners, key_column)
-    rows = write_query(engine, lake, query, *target, order_by=f'"{key_column}"')
+    base = state_version(state_file) if exists else ""
+    if exists and not added and not touched:
+        rows, version = before, base
+    else:
+        version = uuid.uuid4().hex
+        query = merge_sql(read_parquet(state_file) if exists else None, read_parquet(batch_file), winners, key_column)
+        rows = write_query(engine, lake, query, *target, order_by=f'"{key_column}"', kv={STATE_VERSION: version})
+    columns = f"(SELECT * FROM {read_parquet(state_file)} LIMIT 0) UNION ALL BY NAME "
+    footer = {"base_version": base, STATE_VERSION: version, "state_rows": str(rows)}
+    write_query(
+        engine, lake, f"{columns}SELECT * FROM {read_parquet(batch_file)}", *changes_parts(state, batch), kv=footer
+    )
+    batch_keys = f'SELECT "{key_column}" FROM {read_parquet(batch_file)}'
+    removed = f'SELECT k AS "{key_column}" FROM {winners} WHERE k NOT IN ({batch_keys})'
+    write_query(engine, lake, removed, *removed_parts(state, batch), kv=footer)
     return rows, before + added - rows
 
 
@@ -103,12 +140,13 @@ def _curate_in_process(lake, engine, dataset: str, batch: str) -> dict:
     """The DuckDB body: merge the batch into the curated and restricted states; count where every row went."""
     primary_key = load_catalog().datasets[dataset].primary_key
     winners = _winners(lake, dataset, batch)
+    batch_file = staged(lake, "redacted", dataset, batch)
     state_rows, replaced = merge_into_state(
-        engine, lake, curated_parts(dataset), staged(lake, "redacted", dataset, batch), winners, primary_key
+        engine, lake, curated_parts(dataset), batch_file, winners, primary_key, dataset, batch
     )
     for table, restricted in restricted_tables(dataset).items():
         batch_file = staged(lake, "restricted", table, batch)
-        merge_into_state(engine, lake, restricted_path(table), batch_file, winners, restricted["key"])
+        merge_into_state(engine, lake, restricted_path(table), batch_file, winners, restricted["key"], table, batch)
     counts = reconcile(lake, engine, dataset, batch)
     return {**counts.to_dict(), "reconciled": counts.balanced, "rows_replaced": replaced, "state_rows": state_rows}
 

@@ -5,9 +5,11 @@ has committed."""
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from enrollment_platform import bookmarks
 from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
+from enrollment_platform.assets.curated import changes_parts, removed_parts
 from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
@@ -15,6 +17,8 @@ from enrollment_platform.partitions import ingest_date_partitions, single_run_ba
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import LoadResult, Warehouse
+from enrollment_platform.resources.warehouse.base import BatchChanges
+from enrollment_platform.resources.warehouse.model import STATE_VERSION
 from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
 
 
@@ -38,7 +42,44 @@ def _load_metadata(result: LoadResult) -> dict:
         "inserted": dg.MetadataValue.int(result.inserted),
         "updated": dg.MetadataValue.int(result.updated),
         "deleted": dg.MetadataValue.int(result.deleted),
+        "loaded_from": "the batch's changes" if result.loaded_from == "batch" else "the whole curated state",
     }
+
+
+def _footer(path: str) -> dict[str, str]:
+    metadata = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")}
+
+
+def batch_changes(lake: LocalLake, state: str, state_parts: list[str], batch: str) -> BatchChanges | None:
+    """The batch's changes to a curated state, when the curated step wrote them and the state file is still the
+    version they lead to (None otherwise: the load takes the whole state)."""
+    rows, removed = changes_parts(state, batch), removed_parts(state, batch)
+    if not (lake.exists(*rows) and lake.exists(*removed) and lake.exists(*state_parts)):
+        return None
+    footer = _footer(lake.path(*rows))
+    version = footer.get(STATE_VERSION, "")
+    if not version or _footer(lake.path(*state_parts)).get(STATE_VERSION) != version:
+        return None
+    state_rows = int(footer.get("state_rows", -1))
+    return BatchChanges(lake.path(*rows), lake.path(*removed), footer.get("base_version", ""), version, state_rows)
+
+
+def _changed(lake: LocalLake, state: str, batch: str) -> bool:
+    """Whether the batch changed a state (True when unknown)."""
+    parts = [changes_parts(state, batch), removed_parts(state, batch)]
+    if not all(lake.exists(*p) for p in parts):
+        return True
+    return any(pq.ParquetFile(lake.path(*p)).metadata.num_rows for p in parts)
+
+
+def fact_changes(lake: LocalLake, spec: DimensionSpec, batch: str) -> BatchChanges | None:
+    """A fact takes only its batch's changes when no dimension it references changed in the batch: a new or
+    removed dimension key can change the surrogate keys of fact rows the batch did not bring."""
+    warehouse = load_catalog().warehouse
+    if any(_changed(lake, warehouse[dimension].dataset, batch) for dimension, _ in spec.references.values()):
+        return None
+    return batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
 
 
 def _no_state(path: str) -> dg.MaterializeResult | None:
@@ -58,11 +99,16 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
         f"surrogate key {spec.surrogate_key}; idempotent upsert from the curated state.",
     )
     @retry_transient_only
-    def table_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
+    def table_asset(context: dg.AssetExecutionContext, lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
         parquet = lake.path(*curated_parts(spec.dataset))
         if skipped := _no_state(parquet):
             return skipped
-        result = warehouse.load_fact(spec, parquet) if is_fact else warehouse.load_dimension(spec, parquet)
+        batch = batch_of(context)
+        if is_fact:
+            result = warehouse.load_fact(spec, parquet, fact_changes(lake, spec, batch))
+        else:
+            changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
+            result = warehouse.load_dimension(spec, parquet, changes)
         return dg.MaterializeResult(metadata=_load_metadata(result))
 
     return table_asset
@@ -73,12 +119,15 @@ def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.Ass
         table, [key("curated", dataset)], f"{table}: raw PII of {dataset}, restricted to the PII-admin role."
     )
     @retry_transient_only
-    def restricted_asset(lake: LocalLake, warehouse: Warehouse) -> dg.MaterializeResult:
+    def restricted_asset(
+        context: dg.AssetExecutionContext, lake: LocalLake, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
         parquet = lake.path(*restricted_path(table))
         if skipped := _no_state(parquet):
             return skipped
         spec = DimensionSpec(table, dataset, natural_key, f"{table}_key")
-        return dg.MaterializeResult(metadata=_load_metadata(warehouse.load_table(spec, parquet)))
+        changes = batch_changes(lake, table, restricted_path(table), batch_of(context))
+        return dg.MaterializeResult(metadata=_load_metadata(warehouse.load_table(spec, parquet, changes)))
 
     return restricted_asset
 

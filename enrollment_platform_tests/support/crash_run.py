@@ -34,7 +34,7 @@ def arm(point: str) -> None:
 
         lake.os.replace = kill_before_rename("curated/enrollments/enrollments.parquet")
     elif point == "before_warehouse_load":
-        warehouse.DuckDBWarehouse.load_dimension = lambda self, spec, parquet: die()
+        warehouse.DuckDBWarehouse.load_dimension = lambda self, spec, parquet, changes=None: die()
     elif point == "during_warehouse_load":
         original = warehouse.DuckDBWarehouse._add_new_columns
 

@@ -19,7 +19,13 @@ import pyarrow as pa
 
 from enrollment_platform.config import DimensionSpec
 from enrollment_platform.resources.warehouse.dialects import Dialect
-from enrollment_platform.resources.warehouse.model import TableDef, log_table, read_schema, star_table
+from enrollment_platform.resources.warehouse.model import (
+    STATE_VERSION,
+    TableDef,
+    log_table,
+    read_schema,
+    star_table,
+)
 from enrollment_platform.transforms.sql import column_list, quote_ident, quote_literal
 
 Fetch = Callable[[str], list[tuple]]
@@ -33,6 +39,24 @@ class LoadResult:
     inserted: int
     updated: int
     deleted: int
+    loaded_from: str = "state"  # "state": the whole curated state; "batch": only the batch's changes
+
+
+@dataclass(frozen=True)
+class BatchChanges:
+    """What one batch changed in a curated state: its rows (with the state's columns) and the keys it removed,
+    and the state versions before and after it (`STATE_VERSION` footers). A table last loaded from the version
+    before takes only these; any other table is loaded from the whole state."""
+
+    rows: str
+    removed: str
+    base_version: str
+    state_version: str
+    state_rows: int
+
+
+class _OutOfStep(Exception):
+    """The batch's changes do not apply to the table as it is: load the whole state instead."""
 
 
 @dataclass(frozen=True)
@@ -162,17 +186,17 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def load_dimension(self, spec: DimensionSpec, parquet: str) -> LoadResult:
+    def load_dimension(self, spec: DimensionSpec, parquet: str, changes: BatchChanges | None = None) -> LoadResult:
         """Upsert a dimension from its curated file (lineage columns renamed, flags joined into text)."""
-        return self._upsert(star_table(spec, self._schema(parquet)), parquet)
+        return self._upsert(star_table(spec, self._schema(parquet)), parquet, changes)
 
-    def load_fact(self, spec: DimensionSpec, parquet: str) -> LoadResult:
+    def load_fact(self, spec: DimensionSpec, parquet: str, changes: BatchChanges | None = None) -> LoadResult:
         """Upsert the fact, its natural references swapped for the dimensions' surrogate keys."""
-        return self._upsert(star_table(spec, self._schema(parquet)), parquet)
+        return self._upsert(star_table(spec, self._schema(parquet)), parquet, changes)
 
-    def load_table(self, spec: DimensionSpec, parquet: str) -> LoadResult:
+    def load_table(self, spec: DimensionSpec, parquet: str, changes: BatchChanges | None = None) -> LoadResult:
         """Upsert a plain table (no lineage or flags columns), e.g. the restricted PII table."""
-        return self._upsert(star_table(spec, self._schema(parquet), lineage=False), parquet)
+        return self._upsert(star_table(spec, self._schema(parquet), lineage=False), parquet, changes)
 
     def append_results(self, table: str, parquet: str, run_id: str) -> int:
         """Replace this run's rows of a run log table (dq_results) with the Parquet file's rows."""
@@ -211,19 +235,83 @@ class Warehouse(dg.ConfigurableResource):
         session.execute(self.dialect.create_table(table))
         self._add_new_columns(session, table)
 
-    def _upsert(self, table: TableDef, parquet: str) -> LoadResult:
+    def _upsert(self, table: TableDef, parquet: str, changes: BatchChanges | None = None) -> LoadResult:
+        """Load the batch's changes when the table is in step with the state they apply to, else the whole state."""
+        if changes is not None:
+            try:
+                return self._upsert_changes(table, changes)
+            except _OutOfStep:
+                pass  # rolled back: the whole state below makes the table right whatever it held
+        return self._upsert_state(table, parquet)
+
+    def _upsert_state(self, table: TableDef, parquet: str) -> LoadResult:
+        """The table made equal to the whole curated state: new keys numbered, changed rows updated, keys no longer
+        curated deleted. An empty table takes every row with one INSERT."""
         sql = self.dialect
         with self._transaction() as session:
             self._prepare(session, table, parquet)
+            existing = session.execute(sql.count_rows(table)).fetchone()[0]
+            session.execute(sql.create_new_keys(table))
             session.execute(sql.create_keyed(table))
-            session.execute(sql.create_changes(table))
-            inserted, updated, deleted = session.execute(sql.count_changes(table)).fetchone()
-            if deleted:
-                session.execute(sql.delete_missing(table))
-            if inserted or updated:
-                session.execute(sql.merge(table))
+            if existing:
+                counts = sql.count_changes(table), sql.delete_missing(table)
+                inserted, updated, deleted = self._apply_changes(session, table, *counts)
+            else:
+                session.execute(sql.insert_keyed(table))
+                updated = deleted = 0
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
+            inserted = inserted if existing else rows
+            self._record_version(session, table, self._version_of(parquet))
         return LoadResult(table.name, rows, inserted, updated, deleted)
+
+    def _upsert_changes(self, table: TableDef, changes: BatchChanges) -> LoadResult:
+        """Only the batch's rows and removed keys; _OutOfStep (rolled back) unless the table was last loaded from
+        the state version the batch started from and ends with as many rows as the new state."""
+        sql = self.dialect
+        with self._transaction() as session:
+            session.execute(sql.create_load_state())
+            recorded = session.execute(sql.read_load_state(), [table.name]).fetchone()
+            if not changes.base_version or recorded is None or recorded[0] != changes.base_version:
+                raise _OutOfStep(table.name)
+            self._prepare(session, table, changes.rows)
+            removed = table.removed_keys()
+            session.execute(sql.create_staging(removed))
+            self._stage(session, removed, changes.removed)
+            session.execute(sql.create_new_keys(table))
+            session.execute(sql.create_keyed(table))
+            counts = sql.count_batch_changes(table), sql.delete_removed(table)
+            inserted, updated, deleted = self._apply_changes(session, table, *counts)
+            rows = session.execute(sql.count_rows(table)).fetchone()[0]
+            if rows != changes.state_rows:
+                raise _OutOfStep(
+                    f"{table.name}: {rows} rows after the batch, the curated state has {changes.state_rows}"
+                )
+            self._record_version(session, table, changes.state_version)
+        return LoadResult(table.name, rows, inserted, updated, deleted, "batch")
+
+    @staticmethod
+    def _apply_changes(session: Session, table: TableDef, count: str, delete: str) -> tuple[int, int, int]:
+        """New and changed rows merged, `delete` run when `count` says there are rows to delete."""
+        sql = session.dialect
+        session.execute(sql.create_changes(table))
+        inserted, updated, deleted = session.execute(count).fetchone()
+        if deleted:
+            session.execute(delete)
+        if inserted or updated:
+            session.execute(sql.merge(table))
+        return inserted, updated, deleted
+
+    def _version_of(self, parquet: str) -> str:
+        metadata = self._schema(parquet).metadata or {}
+        return metadata.get(STATE_VERSION.encode(), b"").decode()
+
+    @staticmethod
+    def _record_version(session: Session, table: TableDef, version: str) -> None:
+        """Which state version the table now holds, in the load's transaction."""
+        sql = session.dialect
+        session.execute(sql.create_load_state())
+        session.execute(sql.delete_load_state(), [table.name])
+        session.execute(sql.insert_load_state(), [table.name, version])
 
     @staticmethod
     def _add_new_columns(session: Session, table: TableDef) -> None:

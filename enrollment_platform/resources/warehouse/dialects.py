@@ -22,7 +22,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 from enrollment_platform.resources.warehouse import types
-from enrollment_platform.resources.warehouse.model import LIST_SEPARATOR, TableDef, TargetColumn, warehouse_type
+from enrollment_platform.resources.warehouse.model import (
+    LIST_SEPARATOR,
+    LOAD_STATE,
+    TableDef,
+    TargetColumn,
+    warehouse_type,
+)
 from enrollment_platform.transforms.sql import column_list, quote_ident, quote_literal
 
 q = quote_ident
@@ -81,7 +87,8 @@ class Dialect:
     def list_tables(self) -> str:
         return (
             "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+            f"AND table_name <> {quote_literal(LOAD_STATE)} ORDER BY 1"
         )
 
     def describe(self) -> str:
@@ -100,9 +107,21 @@ class Dialect:
             return self.list_text(table, column)
         return f"s.{q(column.source)}"
 
+    def create_new_keys(self, table: TableDef) -> str:
+        """The staged natural keys the table lacks, numbered after its largest surrogate key in natural-key order
+        (only these are sorted: a narrow sort, whatever the width of the rows)."""
+        natural, surrogate = q(table.natural_key), q(table.surrogate_key)
+        return (
+            f"CREATE TEMP TABLE {q(table.new_keys)} AS "
+            f"SELECT s.{natural} AS {natural}, "
+            f"m.top + row_number() OVER (ORDER BY {self.sort_key(f's.{natural}')}) AS {surrogate} "
+            f"FROM {q(table.staging)} s "
+            f"CROSS JOIN (SELECT coalesce(max({surrogate}), 0) AS top FROM {q(table.name)}) m "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {q(table.name)} t WHERE t.{natural} = s.{natural})"
+        )
+
     def create_keyed(self, table: TableDef) -> str:
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)
-        order = f"CASE WHEN t.{surrogate} IS NULL THEN 0 ELSE 1 END, {self.sort_key(f's.{natural}')}"
         values = ", ".join(f"{self._value(table, c)} AS {q(c.name)}" for c in table.columns)
         lookups = [
             f"LEFT JOIN {q(ref.dimension)} d{i} ON d{i}.{q(ref.via)} = s.{q(ref.via)}"
@@ -111,15 +130,20 @@ class Dialect:
         sources = [
             f"{q(table.staging)} s",
             f"LEFT JOIN {q(table.name)} t ON t.{natural} = s.{natural}",
-            f"CROSS JOIN (SELECT coalesce(max({surrogate}), 0) AS top FROM {q(table.name)}) m",
+            f"LEFT JOIN {q(table.new_keys)} n ON n.{natural} = s.{natural}",
             *lookups,
             *self.list_joins(table),
         ]
         return (
             f"CREATE TEMP TABLE {q(table.keyed)} AS "
-            f"SELECT coalesce(t.{surrogate}, m.top + row_number() OVER (ORDER BY {order})) AS {surrogate}, {values} "
+            f"SELECT coalesce(t.{surrogate}, n.{surrogate}) AS {surrogate}, {values} "
             f"FROM {' '.join(sources)}"
         )
+
+    def insert_keyed(self, table: TableDef) -> str:
+        """Every keyed row into the (empty) table."""
+        columns = column_list(c.name for c in table.table_columns)
+        return f"INSERT INTO {q(table.name)} ({columns}) SELECT {columns} FROM {q(table.keyed)}"
 
     def create_changes(self, table: TableDef) -> str:
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)
@@ -139,6 +163,20 @@ class Dialect:
             f"(SELECT count(*) FROM {q(table.name)} t LEFT JOIN {q(table.keyed)} k ON k.{natural} = t.{natural} "
             f"WHERE k.{natural} IS NULL) AS deleted"
         )
+
+    def count_batch_changes(self, table: TableDef) -> str:
+        """inserted, updated, deleted of a batch's changes: deleted are the table's rows of the removed keys."""
+        natural, removed = q(table.natural_key), q(table.removed_keys().staging)
+        return (
+            f"SELECT (SELECT count(*) FROM {q(table.changes)} WHERE is_new = 1) AS inserted, "
+            f"(SELECT count(*) FROM {q(table.changes)} WHERE is_new = 0) AS updated, "
+            f"(SELECT count(*) FROM {q(table.name)} t WHERE EXISTS "
+            f"(SELECT 1 FROM {removed} r WHERE r.{natural} = t.{natural})) AS deleted"
+        )
+
+    def delete_removed(self, table: TableDef) -> str:
+        natural, target, removed = q(table.natural_key), q(table.name), q(table.removed_keys().staging)
+        return f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {removed} r WHERE r.{natural} = {target}.{natural})"
 
     def delete_missing(self, table: TableDef) -> str:
         natural, target = q(table.natural_key), q(table.name)
@@ -160,6 +198,23 @@ class Dialect:
 
     def count_rows(self, table: TableDef) -> str:
         return f"SELECT count(*) FROM {q(table.name)}"
+
+    # --- which curated state version each table holds ----------------------------------------------------------
+
+    def create_load_state(self) -> str:
+        text = self.column_type(pa.string())
+        return f"CREATE TABLE IF NOT EXISTS {q(LOAD_STATE)} (table_name {text}, state_version {text})"
+
+    def read_load_state(self) -> str:
+        return f"SELECT state_version FROM {q(LOAD_STATE)} WHERE table_name = {self.placeholder}"
+
+    def delete_load_state(self) -> str:
+        return f"DELETE FROM {q(LOAD_STATE)} WHERE table_name = {self.placeholder}"
+
+    def insert_load_state(self) -> str:
+        return (
+            f"INSERT INTO {q(LOAD_STATE)} (table_name, state_version) VALUES ({self.placeholder}, {self.placeholder})"
+        )
 
     # --- run log tables (dq_results) -----------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from enrollment_platform.config import DimensionSpec
 
 LINEAGE = {"_source_file": "source_file", "_source_row": "source_row", "_flags": "dq_flags"}
 LIST_SEPARATOR = "; "
+STATE_VERSION = "state_version"  # a curated state file's footer key: a new id each time the file is rewritten
+LOAD_STATE = "_load_state"  # the warehouse table recording which state version each table holds
 SURROGATE_TYPE = pa.int64()
 
 
@@ -80,6 +82,15 @@ class TableDef:
     @property
     def changes(self) -> str:
         return f"{self.name}__changes"
+
+    @property
+    def new_keys(self) -> str:
+        return f"{self.name}__new_keys"
+
+    def removed_keys(self) -> TableDef:
+        """Where a batch's removed keys are staged (`<table>__removed__staged`): one column, the natural key."""
+        natural = next(c for c in self.staged if c.name == self.natural_key)
+        return TableDef(f"{self.name}__removed", (natural,), ())
 
     @property
     def table_columns(self) -> list[TargetColumn]:
