@@ -203,7 +203,9 @@ def warehouse_rows(settings) -> dict[str, list[tuple]]:
                 (tuple(map(_value, row)) for row in con.execute(f'SELECT * FROM "{table}"').fetchall()), key=repr
             )
             for table in tables
-            if table != "dq_results"  # its rows carry run ids: compared from the lake's dq_results instead
+            # dq_results rows carry run ids (compared from the lake's dq_results instead); _load_state holds the
+            # random ids of the curated state versions each table was loaded from
+            if table not in ("dq_results", "_load_state")
         }
 
 

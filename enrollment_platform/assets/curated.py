@@ -124,16 +124,25 @@ def merge_into_state(
     else:
         version = uuid.uuid4().hex
         query = merge_sql(read_parquet(state_file) if exists else None, read_parquet(batch_file), winners, key_column)
-        rows = write_query(engine, lake, query, *target, order_by=f'"{key_column}"', kv={STATE_VERSION: version})
-    columns = f"(SELECT * FROM {read_parquet(state_file)} LIMIT 0) UNION ALL BY NAME "
+        # no sort: the kept old rows keep their order and the batch follows (a sort of the state cost half the merge)
+        rows = write_query(engine, lake, query, *target, kv={STATE_VERSION: version})
+    if exists:  # the first batch has no earlier version for a warehouse to be in step with: no changes to write
+        _write_changes(engine, lake, state_file, batch_file, winners, key_column, (state, batch), (base, version, rows))
+    return rows, before + added - rows
+
+
+def _write_changes(engine, lake, state_file, batch_file, winners, key_column, where, versions) -> None:
+    """The batch's rows with the new state's columns, and the keys it removed; footers: versions and row count."""
+    state, batch = where
+    base, version, rows = versions
     footer = {"base_version": base, STATE_VERSION: version, "state_rows": str(rows)}
+    columns = f"(SELECT * FROM {read_parquet(state_file)} LIMIT 0) UNION ALL BY NAME "
     write_query(
         engine, lake, f"{columns}SELECT * FROM {read_parquet(batch_file)}", *changes_parts(state, batch), kv=footer
     )
     batch_keys = f'SELECT "{key_column}" FROM {read_parquet(batch_file)}'
     removed = f'SELECT k AS "{key_column}" FROM {winners} WHERE k NOT IN ({batch_keys})'
     write_query(engine, lake, removed, *removed_parts(state, batch), kv=footer)
-    return rows, before + added - rows
 
 
 def _curate_in_process(lake, engine, dataset: str, batch: str) -> dict:
