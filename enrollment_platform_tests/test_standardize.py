@@ -1,0 +1,41 @@
+"""Standardize (DuckDB): exact duplicates are marked by hash candidates, as the plain window defines them."""
+
+import duckdb
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from enrollment_platform.transforms.standardize import exact_duplicates_sql
+
+VALUES = st.one_of(st.none(), st.sampled_from(["", "a", "A", " a", "1", "1.0"]))
+ROWS = st.lists(st.tuples(VALUES, VALUES, VALUES), min_size=0, max_size=40)
+
+
+def marked(rows: list[tuple], query: str) -> set[tuple[str, int]]:
+    files = ["f1.csv" if i % 3 else "f2.csv" for i in range(len(rows))]
+    table = pa.table(
+        {
+            "a": pa.array([r[0] for r in rows], pa.string()),
+            "b": pa.array([r[1] for r in rows], pa.string()),
+            "_raw_line": pa.array([r[2] for r in rows], pa.string()),
+            "_source_file": pa.array(files, pa.string()),
+            "_source_row": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+    con = duckdb.connect()
+    con.register("source", table)
+    return {(f, r) for f, r, dup in con.execute(query.format(source="source")).fetchall() if dup}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=ROWS)
+def test_exact_duplicates_by_hash_candidates_equal_the_window_over_every_row(rows):
+    columns = '"a", "b", "_raw_line"'
+    window = (
+        f"SELECT _source_file, _source_row, row_number() OVER (PARTITION BY {columns} "
+        "ORDER BY _source_file DESC, _source_row DESC) > 1 FROM {source}"
+    )
+    expected = marked(rows, window)
+    assert marked(rows, exact_duplicates_sql(columns, "{source}")) == expected
+    # every group of equal rows keeps exactly one row: the last by file and row
+    assert len(expected) == len(rows) - len(set(rows))
