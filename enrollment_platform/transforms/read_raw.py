@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def stage_raw_file(
             source = _csv_source(con, path, report) if fmt == "csv" else _json_source(con, path, report)
         select = _canonical_select(con, source, spec, relative, report)
         con.execute(f"COPY ({select}) TO {quote_literal(str(out_path))} (FORMAT parquet)")
+        if fmt == "csv":
+            _add_rejected_csv_lines(con, spec, relative, report, out_path)
         report.rows = con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(out_path))})").fetchone()[0]
     except (UnreadableFile, duckdb.Error) as error:
         report.status = "rejected"
@@ -123,26 +126,41 @@ def _parquet_source(path: Path) -> str:
 
 
 def _csv_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) -> str:
-    """Rows parsed by DuckDB's CSV reader, plus the lines it rejected (kept as `_raw_line`)."""
+    """DuckDB's CSV reader over the file, streamed straight into the staged file; the lines it rejects are added
+    afterwards (`_add_rejected_csv_lines`)."""
     literal = quote_literal(str(path))
     options = (
         f"all_varchar=true, header=true, store_rejects=true, hive_partitioning=false, "
         f"encoding={quote_literal(report.encoding)}"
     )
-    con.execute("DROP TABLE IF EXISTS _parsed; DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-    con.execute(
-        f"CREATE TEMP TABLE _parsed AS SELECT * EXCLUDE (ordinality), ordinality AS _source_row "
-        f"FROM read_csv({literal}, {options}) WITH ORDINALITY"
+    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+    return (
+        f"(SELECT * EXCLUDE (ordinality), ordinality AS _source_row "
+        f"FROM read_csv({literal}, {options}) WITH ORDINALITY)"
     )
+
+
+def _add_rejected_csv_lines(
+    con: duckdb.DuckDBPyConnection, spec: DatasetSpec, relative: str, report: FileReport, out_path: Path
+) -> None:
+    """The lines the CSV reader rejected (kept as `_raw_line` with the reason), appended to the staged file. Rare:
+    the file is rewritten only when there are some."""
     rejected = con.execute(
         "SELECT line, any_value(error_type), string_agg(DISTINCT error_message, '; '), any_value(csv_line) "
         "FROM reject_errors GROUP BY line ORDER BY line"
     ).fetchall()
     report.rejected_lines = len(rejected)
-    if rejected:
-        report.messages.append(f"{len(rejected)} malformed line(s) quarantined (e.g. line {rejected[0][0]})")
+    if not rejected:
+        return
+    report.messages.append(f"{len(rejected)} malformed line(s) quarantined (e.g. line {rejected[0][0]})")
     _create_rejected(con, [(line, f"malformed CSV line {line}: {message}", raw) for line, _, message, raw in rejected])
-    return "_parsed"
+    combined = out_path.with_name(f".{out_path.name}.with_rejects.tmp")
+    parsed = f"SELECT * FROM read_parquet({quote_literal(str(out_path))})"
+    con.execute(
+        f"COPY ({parsed} UNION ALL {_rejected_select(spec, relative)}) TO {quote_literal(str(combined))} "
+        "(FORMAT parquet)"
+    )
+    os.replace(combined, out_path)
 
 
 def _json_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) -> str:
@@ -239,9 +257,13 @@ def _canonical_select(
     )
     if source != "_parsed":
         return parsed
+    return f"{parsed} UNION ALL {_rejected_select(spec, relative)}"
+
+
+def _rejected_select(spec: DatasetSpec, relative: str) -> str:
+    """The rejected lines (`_rejected`) as staged rows: no values, the line's text and the reason."""
     nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in spec.columns)
-    rejected = f"SELECT {nulls}, {quote_literal(relative)}, line, raw_line, [reason]::VARCHAR[] FROM _rejected"
-    return f"{parsed} UNION ALL {rejected}"
+    return f"SELECT {nulls}, {quote_literal(relative)}, line, raw_line, [reason]::VARCHAR[] FROM _rejected"
 
 
 def _missing_column_reason(spec: DatasetSpec, column: str) -> str:
