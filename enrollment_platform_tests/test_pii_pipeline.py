@@ -168,3 +168,52 @@ def test_a_planted_leak_fails_the_warehouse_check(generated_run, tmp_path):
     assert result.metadata["matches"].value == {"enrollment_fact.notes": {"USA_SSN": 1}}
     assert "569-60-3012" not in repr(result.metadata)
     assert default_detector().find("SSN [USA_SSN] on file") == []
+
+
+def _curated_with_batch(lake_root: Path, leak_in_old_rows: bool) -> None:
+    """A curated enrollments state v2 = old rows (of v1) + one batch row, with the batch's change files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from enrollment_platform.assets.curated import changes_parts, removed_parts
+    from enrollment_platform.assets.deduped import curated_parts
+
+    old_note = "call 555-867-5309 now" if leak_in_old_rows else "no contact given"
+
+    def write(parts: list[str], ids: list[str], notes: list[str], metadata: dict[str, str]) -> None:
+        path = lake_root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.table({"enrollment_id": pa.array(ids), "notes": pa.array(notes)})
+        pq.write_table(table.replace_schema_metadata(metadata), path)
+
+    write(curated_parts("enrollments"), ["e1", "e2"], [old_note, "fine"], {"state_version": "v2"})
+    footer = {"base_version": "v1", "state_version": "v2", "state_rows": "2"}
+    write(changes_parts("enrollments", "b2"), ["e2"], ["fine"], footer)
+    path = lake_root.joinpath(*removed_parts("enrollments", "b2"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"enrollment_id": pa.array([], pa.string())}).replace_schema_metadata(footer), path)
+
+
+@pytest.mark.parametrize("v1_scanned_clean", [True, False])
+def test_the_curated_leak_scan_covers_the_batch_only_after_a_clean_scan_of_the_version_before(
+    tmp_path, v1_scanned_clean
+):
+    """v1's rows hold a phone number that no clean scan ever vouched for: without the marker the whole state is
+    scanned and the leak found; with it (v1 was scanned clean by this detector) only the batch's row is."""
+    from enrollment_platform.pii.detectors import default_detector
+    from enrollment_platform.pii.leak_scan import clean_marker, scan_curated_batch
+    from enrollment_platform.resources.engine import DuckDBEngine
+    from enrollment_platform.resources.lake import LocalLake
+
+    lake = LocalLake(root=str(tmp_path / "lake"))
+    _curated_with_batch(tmp_path / "lake", leak_in_old_rows=not v1_scanned_clean)
+    if v1_scanned_clean:
+        with lake.atomic_write(*clean_marker("enrollments", "v1", default_detector())) as marker:
+            Path(marker).touch()
+    leaks, scanned = scan_curated_batch(lake, DuckDBEngine(), "enrollments", "b2")
+    if v1_scanned_clean:
+        assert leaks == [] and "the batch's new and changed rows" in scanned
+        assert lake.exists(*clean_marker("enrollments", "v2", default_detector()))
+    else:
+        assert scanned == "curated/enrollments" and [leak.entity for leak in leaks] == ["PHONE_NUMBER"]
+        assert not lake.exists(*clean_marker("enrollments", "v2", default_detector()))

@@ -33,6 +33,7 @@ from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.warehouse.base import BatchChanges
 from enrollment_platform.resources.warehouse.model import STATE_VERSION
 
 
@@ -87,8 +88,7 @@ def _winners(lake: LocalLake, dataset: str, batch: str) -> str:
 
 def state_version(path: str) -> str:
     """The id of a state file's contents ('' for a file written without one, e.g. by a launched step)."""
-    metadata = pq.read_schema(path).metadata or {}
-    return metadata.get(STATE_VERSION.encode(), b"").decode()
+    return _footer(path).get(STATE_VERSION, "")
 
 
 def changes_parts(state: str, batch: str) -> list[str]:
@@ -99,6 +99,25 @@ def changes_parts(state: str, batch: str) -> list[str]:
 def removed_parts(state: str, batch: str) -> list[str]:
     """The keys a batch removed from a state (their newest version was quarantined)."""
     return ["staging", "state_removed", state, f"{batch}.parquet"]
+
+
+def _footer(path: str) -> dict[str, str]:
+    metadata = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")}
+
+
+def batch_changes(lake: LocalLake, state: str, state_parts: list[str], batch: str) -> BatchChanges | None:
+    """The batch's changes to a curated state, when the curated step wrote them and the state file is still the
+    version they lead to (None otherwise: the load takes the whole state)."""
+    rows, removed = changes_parts(state, batch), removed_parts(state, batch)
+    if not (lake.exists(*rows) and lake.exists(*removed) and lake.exists(*state_parts)):
+        return None
+    footer = _footer(lake.path(*rows))
+    version = footer.get(STATE_VERSION, "")
+    if not version or state_version(lake.path(*state_parts)) != version:
+        return None
+    state_rows = int(footer.get("state_rows", -1))
+    return BatchChanges(lake.path(*rows), lake.path(*removed), footer.get("base_version", ""), version, state_rows)
 
 
 def merge_into_state(

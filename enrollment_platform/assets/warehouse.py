@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from enrollment_platform import bookmarks
 from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
-from enrollment_platform.assets.curated import changes_parts, removed_parts
+from enrollment_platform.assets.curated import batch_changes, changes_parts, removed_parts
 from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
@@ -18,7 +18,6 @@ from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import LoadResult, Warehouse
 from enrollment_platform.resources.warehouse.base import BatchChanges
-from enrollment_platform.resources.warehouse.model import STATE_VERSION
 from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
 
 
@@ -44,25 +43,6 @@ def _load_metadata(result: LoadResult) -> dict:
         "deleted": dg.MetadataValue.int(result.deleted),
         "loaded_from": "the batch's changes" if result.loaded_from == "batch" else "the whole curated state",
     }
-
-
-def _footer(path: str) -> dict[str, str]:
-    metadata = pq.read_schema(path).metadata or {}
-    return {k.decode(): v.decode() for k, v in metadata.items() if not k.startswith(b"ARROW")}
-
-
-def batch_changes(lake: LocalLake, state: str, state_parts: list[str], batch: str) -> BatchChanges | None:
-    """The batch's changes to a curated state, when the curated step wrote them and the state file is still the
-    version they lead to (None otherwise: the load takes the whole state)."""
-    rows, removed = changes_parts(state, batch), removed_parts(state, batch)
-    if not (lake.exists(*rows) and lake.exists(*removed) and lake.exists(*state_parts)):
-        return None
-    footer = _footer(lake.path(*rows))
-    version = footer.get(STATE_VERSION, "")
-    if not version or _footer(lake.path(*state_parts)).get(STATE_VERSION) != version:
-        return None
-    state_rows = int(footer.get("state_rows", -1))
-    return BatchChanges(lake.path(*rows), lake.path(*removed), footer.get("base_version", ""), version, state_rows)
 
 
 def _changed(lake: LocalLake, state: str, batch: str) -> bool:

@@ -14,11 +14,14 @@ from typing import Any
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, key
+from enrollment_platform.assets.common import DATASETS, batch_of, key
+from enrollment_platform.assets.curated import batch_changes, state_version
+from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.warehouse import warehouse_assets
 from enrollment_platform.config import load_pii_policy
 from enrollment_platform.pii.detectors import Detector, default_detector
 from enrollment_platform.pii.scan import Fetch, is_text, scan_columns
+from enrollment_platform.pii.shortcuts import detector_digest
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import Warehouse
@@ -81,6 +84,31 @@ def scan_curated(lake: LocalLake, engine: DuckDBEngine, dataset: str, detector: 
     return scan_parquet(engine, f"curated/{dataset}", lake.list("curated", dataset), detector)
 
 
+def clean_marker(dataset: str, version: str, detector: Detector) -> list[str]:
+    """A lake object saying a curated state version was scanned with this detector and held no PII."""
+    return ["staging", "leak_scanned", dataset, f"{version}-{detector_digest(detector)[:16]}"]
+
+
+def scan_curated_batch(
+    lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str, detector: Detector | None = None
+) -> tuple[list[Leak], str]:
+    """Leaks in the curated state after a batch, and what was scanned. When the version the batch started from was
+    scanned clean with the same detector, only the batch's new and changed rows are scanned (the other rows are
+    those of that version); otherwise the whole state. A clean result marks the new version."""
+    detector = detector or default_detector()
+    changes = batch_changes(lake, dataset, curated_parts(dataset), batch)
+    if changes and changes.base_version and lake.exists(*clean_marker(dataset, changes.base_version, detector)):
+        leaks = scan_parquet(engine, f"curated/{dataset}", [changes.rows], detector)
+        scanned = f"curated/{dataset}: the batch's new and changed rows (version {changes.base_version} was clean)"
+    else:
+        leaks, scanned = scan_curated(lake, engine, dataset, detector), f"curated/{dataset}"
+    version = state_version(lake.path(*curated_parts(dataset))) if lake.exists(*curated_parts(dataset)) else ""
+    if not leaks and version:
+        with lake.atomic_write(*clean_marker(dataset, version, detector)) as marker:
+            open(marker, "w").close()
+    return leaks, scanned
+
+
 def scan_warehouse_table(warehouse: Warehouse, table: str, detector: Detector | None = None) -> list[Leak]:
     """Leaks in one warehouse table, through read-only queries; restricted tables are skipped. The scan speaks
     DuckDB SQL: a PostgreSQL or Redshift warehouse hands over the table's text columns as a DuckDB view."""
@@ -117,8 +145,10 @@ def build_curated_leak_check(dataset: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description="No detector matches in any text column of the curated files (counts only in metadata).",
     )
-    def curated_leak_check(lake: LocalLake, engine: DuckDBEngine) -> dg.AssetCheckResult:
-        return check_result(scan_curated(lake, engine, dataset), f"curated/{dataset}")
+    def curated_leak_check(context, lake: LocalLake, engine: DuckDBEngine) -> dg.AssetCheckResult:
+        # `context` unannotated: this module's postponed annotations would hide the type from Dagster
+        leaks, scanned = scan_curated_batch(lake, engine, dataset, batch_of(context))
+        return check_result(leaks, scanned)
 
     return curated_leak_check
 
