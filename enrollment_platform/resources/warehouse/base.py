@@ -252,8 +252,8 @@ class Warehouse(dg.ConfigurableResource):
             self._prepare(session, table, parquet)
             existing = session.execute(sql.count_rows(table)).fetchone()[0]
             session.execute(sql.create_new_keys(table))
-            session.execute(sql.create_keyed(table))
             if existing:
+                session.execute(sql.create_keyed(table))
                 counts = sql.count_changes(table), sql.delete_missing(table)
                 inserted, updated, deleted = self._apply_changes(session, table, *counts)
             else:

@@ -120,7 +120,8 @@ class Dialect:
             f"WHERE NOT EXISTS (SELECT 1 FROM {q(table.name)} t WHERE t.{natural} = s.{natural})"
         )
 
-    def create_keyed(self, table: TableDef) -> str:
+    def keyed_rows(self, table: TableDef) -> str:
+        """The staged rows shaped as the table, each with its surrogate key (kept, or new from `new_keys`)."""
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)
         values = ", ".join(f"{self._value(table, c)} AS {q(c.name)}" for c in table.columns)
         lookups = [
@@ -134,16 +135,15 @@ class Dialect:
             *lookups,
             *self.list_joins(table),
         ]
-        return (
-            f"CREATE TEMP TABLE {q(table.keyed)} AS "
-            f"SELECT coalesce(t.{surrogate}, n.{surrogate}) AS {surrogate}, {values} "
-            f"FROM {' '.join(sources)}"
-        )
+        return f"SELECT coalesce(t.{surrogate}, n.{surrogate}) AS {surrogate}, {values} FROM {' '.join(sources)}"
+
+    def create_keyed(self, table: TableDef) -> str:
+        return f"CREATE TEMP TABLE {q(table.keyed)} AS {self.keyed_rows(table)}"
 
     def insert_keyed(self, table: TableDef) -> str:
-        """Every keyed row into the (empty) table."""
+        """Every keyed row straight into the (empty) table, with no keyed copy in between."""
         columns = column_list(c.name for c in table.table_columns)
-        return f"INSERT INTO {q(table.name)} ({columns}) SELECT {columns} FROM {q(table.keyed)}"
+        return f"INSERT INTO {q(table.name)} ({columns}) SELECT {columns} FROM ({self.keyed_rows(table)}) k"
 
     def create_changes(self, table: TableDef) -> str:
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)
