@@ -8,7 +8,7 @@ from enrollment_platform_tests.test_warehouse_redshift import RecordingConnectio
 
 LIST_TABLES = (
     "SELECT table_name FROM information_schema.tables "
-    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> '_load_state' ORDER BY 1"
 )
 COUNTS = (
     "SELECT 'course_dim', count(*) FROM \"course_dim\" UNION ALL SELECT 'student_dim', count(*) FROM \"student_dim\""

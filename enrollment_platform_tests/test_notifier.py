@@ -53,7 +53,7 @@ REFUSAL = "warehouse refused the load: disk quota exceeded"
 class RefusingWarehouse(DuckDBWarehouse):
     """A warehouse whose every load fails (as a data error, so the run fails without retry delays)."""
 
-    def load_dimension(self, spec, parquet):
+    def load_dimension(self, spec, parquet, changes=None):
         raise dg.Failure(REFUSAL, allow_retries=False)
 
 

@@ -26,7 +26,7 @@ class FlakyWarehouse(DuckDBWarehouse):
     failures: int = 1
     error: str = "connection"
 
-    def load_dimension(self, spec, parquet):
+    def load_dimension(self, spec, parquet, changes=None):
         log = Path(self.attempts_file)
         attempt = len(log.read_text().splitlines()) + 1 if log.exists() else 1
         log.write_text("attempt\n" * attempt)
@@ -34,7 +34,7 @@ class FlakyWarehouse(DuckDBWarehouse):
             if self.error == "data":
                 raise dg.Failure("course_dim: the curated file has rows the warehouse rejects", allow_retries=False)
             raise ConnectionError("connection reset by peer")
-        return super().load_dimension(spec, parquet)
+        return super().load_dimension(spec, parquet, changes)
 
 
 @pytest.fixture

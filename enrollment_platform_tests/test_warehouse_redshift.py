@@ -204,6 +204,7 @@ STUDENT_DIM_LOAD = [
     '"dq_flags") VALUES (c."student_key", c."student_id", c."birth_year", c."source_file", c."source_row", '
     'c."dq_flags")',
     'SELECT count(*) FROM "student_dim"',
+    "COMMIT",
     *record_version("student_dim"),
     "COMMIT",
 ]
@@ -257,6 +258,7 @@ def test_a_fact_load_looks_up_the_dimension_keys_and_adds_new_columns(tmp_path):
         '(SELECT count(*) FROM "enrollment_fact" t LEFT JOIN "enrollment_fact__keyed" k '
         'ON k."enrollment_id" = t."enrollment_id" WHERE k."enrollment_id" IS NULL) AS deleted',
         'SELECT count(*) FROM "enrollment_fact"',
+        "COMMIT",
         *record_version("enrollment_fact"),
         "COMMIT",
     ]

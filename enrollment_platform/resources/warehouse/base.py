@@ -7,6 +7,7 @@ Loading the same curated data twice leaves every table exactly as it was and rep
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +21,7 @@ import pyarrow as pa
 from enrollment_platform.config import DimensionSpec
 from enrollment_platform.resources.warehouse.dialects import Dialect
 from enrollment_platform.resources.warehouse.model import (
+    LOAD_STATE,
     STATE_VERSION,
     TableDef,
     log_table,
@@ -29,6 +31,7 @@ from enrollment_platform.resources.warehouse.model import (
 from enrollment_platform.transforms.sql import column_list, quote_ident, quote_literal
 
 Fetch = Callable[[str], list[tuple]]
+log = logging.getLogger(__name__)
 SLOW_QUERIES = 10  # how many statements `slow_queries` reports
 
 
@@ -261,18 +264,16 @@ class Warehouse(dg.ConfigurableResource):
                 updated = deleted = 0
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
             inserted = inserted if existing else rows
-            self._record_version(session, table, self._version_of(parquet))
+        self._record_version(table, self._version_of(parquet))
         return LoadResult(table.name, rows, inserted, updated, deleted)
 
     def _upsert_changes(self, table: TableDef, changes: BatchChanges) -> LoadResult:
         """Only the batch's rows and removed keys; _OutOfStep (rolled back) unless the table was last loaded from
         the state version the batch started from and ends with as many rows as the new state."""
         sql = self.dialect
+        if not changes.base_version or self._recorded_version(table) != changes.base_version:
+            raise _OutOfStep(table.name)
         with self._transaction() as session:
-            session.execute(sql.create_load_state())
-            recorded = session.execute(sql.read_load_state(), [table.name]).fetchone()
-            if not changes.base_version or recorded is None or recorded[0] != changes.base_version:
-                raise _OutOfStep(table.name)
             self._prepare(session, table, changes.rows)
             removed = table.removed_keys()
             session.execute(sql.create_staging(removed))
@@ -286,7 +287,7 @@ class Warehouse(dg.ConfigurableResource):
                 raise _OutOfStep(
                     f"{table.name}: {rows} rows after the batch, the curated state has {changes.state_rows}"
                 )
-            self._record_version(session, table, changes.state_version)
+        self._record_version(table, changes.state_version)
         return LoadResult(table.name, rows, inserted, updated, deleted, "batch")
 
     @staticmethod
@@ -305,13 +306,29 @@ class Warehouse(dg.ConfigurableResource):
         metadata = self._schema(parquet).metadata or {}
         return metadata.get(STATE_VERSION.encode(), b"").decode()
 
-    @staticmethod
-    def _record_version(session: Session, table: TableDef, version: str) -> None:
-        """Which state version the table now holds, in the load's transaction."""
-        sql = session.dialect
-        session.execute(sql.create_load_state())
-        session.execute(sql.delete_load_state(), [table.name])
-        session.execute(sql.insert_load_state(), [table.name, version])
+    def _recorded_version(self, table: TableDef) -> str | None:
+        """The state version the table was last loaded from (None: unknown, so the whole state is loaded)."""
+        sql = self.dialect
+        try:
+            with self._transaction() as session:
+                session.execute(sql.create_load_state())
+                row = session.execute(sql.read_load_state(), [table.name]).fetchone()
+        except Exception as error:  # e.g. a loading role without rights on _load_state: correct, only slower
+            log.warning("%s: cannot read %s (%s): loading the whole curated state", table.name, LOAD_STATE, error)
+            return None
+        return row[0] if row else None
+
+    def _record_version(self, table: TableDef, version: str) -> None:
+        """Which state version the table now holds; recorded after the load committed, so a crash or a refusal in
+        between leaves an older version recorded, and the next load takes the whole state (never a wrong delta)."""
+        sql = self.dialect
+        try:
+            with self._transaction() as session:
+                session.execute(sql.create_load_state())
+                session.execute(sql.delete_load_state(), [table.name])
+                session.execute(sql.insert_load_state(), [table.name, version])
+        except Exception as error:
+            log.warning("%s: cannot record its state version in %s (%s)", table.name, LOAD_STATE, error)
 
     @staticmethod
     def _add_new_columns(session: Session, table: TableDef) -> None:
