@@ -243,8 +243,8 @@ class Warehouse(dg.ConfigurableResource):
         if changes is not None:
             try:
                 return self._upsert_changes(table, changes)
-            except _OutOfStep:
-                pass  # rolled back: the whole state below makes the table right whatever it held
+            except _OutOfStep as reason:  # rolled back: the whole state makes the table right whatever it held
+                log.warning("%s: the batch's changes do not apply (%s): loading the whole state", table.name, reason)
         return self._upsert_state(table, parquet)
 
     def _upsert_state(self, table: TableDef, parquet: str) -> LoadResult:
@@ -261,9 +261,9 @@ class Warehouse(dg.ConfigurableResource):
                 inserted, updated, deleted = self._apply_changes(session, table, *counts)
             else:
                 session.execute(sql.insert_keyed(table))
-                updated = deleted = 0
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
-            inserted = inserted if existing else rows
+        if not existing:
+            inserted, updated, deleted = rows, 0, 0
         self._record_version(table, self._version_of(parquet))
         return LoadResult(table.name, rows, inserted, updated, deleted)
 
@@ -271,8 +271,9 @@ class Warehouse(dg.ConfigurableResource):
         """Only the batch's rows and removed keys; _OutOfStep (rolled back) unless the table was last loaded from
         the state version the batch started from and ends with as many rows as the new state."""
         sql = self.dialect
-        if not changes.base_version or self._recorded_version(table) != changes.base_version:
-            raise _OutOfStep(table.name)
+        recorded = self._recorded_version(table)
+        if not changes.base_version or recorded != changes.base_version:
+            raise _OutOfStep(f"the table holds version {recorded!r}, the batch starts from {changes.base_version!r}")
         with self._transaction() as session:
             self._prepare(session, table, changes.rows)
             removed = table.removed_keys()
@@ -284,9 +285,7 @@ class Warehouse(dg.ConfigurableResource):
             inserted, updated, deleted = self._apply_changes(session, table, *counts)
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
             if rows != changes.state_rows:
-                raise _OutOfStep(
-                    f"{table.name}: {rows} rows after the batch, the curated state has {changes.state_rows}"
-                )
+                raise _OutOfStep(f"{rows} rows after the batch, the curated state has {changes.state_rows}")
         self._record_version(table, changes.state_version)
         return LoadResult(table.name, rows, inserted, updated, deleted, "batch")
 
