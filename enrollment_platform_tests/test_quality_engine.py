@@ -28,13 +28,14 @@ PROPERTY_RULES = """Rules = [
 ]"""
 
 
-def sql_failures(rules, frame: pl.DataFrame) -> dict[str, set[int]]:
+def sql_failures(rules, frame: pl.DataFrame, relation: str | None = None) -> dict[str, set[int]]:
+    """The failing rows of each rule; `relation`: judge uniqueness against that relation's repeated keys."""
     con = duckdb.connect()
     con.register("frame_arrow", frame.with_row_index("_row").to_arrow())
     con.execute('CREATE TABLE "primary" AS SELECT * FROM frame_arrow')
     failures = {}
     for rule in rules:
-        judged = f'SELECT _row, {row_fail_sql(rule.node)} AS failed FROM "primary"'
+        judged = f'SELECT _row, {row_fail_sql(rule.node, relation)} AS failed FROM "primary"'
         rows = con.execute(f"SELECT _row FROM ({judged}) WHERE failed").fetchall()
         failures[rule.rule_id] = {r[0] for r in rows}
     return failures
@@ -161,3 +162,22 @@ def test_rules_judge_a_frame_of_their_columns_as_they_judge_the_whole_frame(rows
     pruned = frame.select(sorted(columns_read(rule.node for rule in rules)))
     assert pruned.width == frame.width - 2
     assert failing_rows(rules, pruned, {}) == failing_rows(rules, frame, {})
+
+
+UNIQUENESS_RULES = """Rules = [
+    IsPrimaryKey "enrollment_id",
+    IsPrimaryKey "enrollment_id" "term",
+    IsUnique "notes",
+    IsPrimaryKey "enrollment_id" where "term = 'FALL2024'",
+    (IsUnique "notes") or (ColumnValues "marks" >= 50)
+]"""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=frames)
+def test_uniqueness_by_repeated_keys_equals_the_window_over_every_row(rows):
+    rules = build_rules("enrollments", UNIQUENESS_RULES)
+    frame = pl.DataFrame(
+        rows, schema={"enrollment_id": pl.String, "marks": pl.Float64, "term": pl.String, "notes": pl.String}
+    )
+    assert sql_failures(rules, frame, '"primary"') == sql_failures(rules, frame)

@@ -13,9 +13,10 @@ from enrollment_platform.transforms.sql import quote_ident
 def ranked_sql(spec: DatasetSpec, last_modified: str, source: str, state: str | None = None) -> str:
     """The batch rows with `_duplicate_reason` (NULL for the row that is kept).
 
-    The winner of each key comes from one hash aggregate (arg_max over the ranking key), not a window over every
-    candidate: a batch row is superseded when its key's winner is another row. No output sort: callers that need
-    an order ask for it.
+    Only keys with more than one candidate can lose a row, and they are few: those keys are found first (a
+    count per key), and the winner of each comes from one hash aggregate over fixed-width values (files are
+    numbered in name order, so the greatest ranking struct still names the winning file and row). A batch row
+    is superseded when its key's winner is another row. No output sort: callers that need an order ask for it.
     """
     key = quote_ident(spec.primary_key)
     has_modified = last_modified in spec.columns
@@ -30,19 +31,25 @@ def ranked_sql(spec: DatasetSpec, last_modified: str, source: str, state: str | 
     # DESC NULLS LAST on modified, then file, line, batch over state: the greatest ranking struct wins.
     rank = (
         "struct_pack(n := modified IS NOT NULL, m := coalesce(modified, '-infinity'::TIMESTAMP), "
-        "f := file, l := line, b := in_batch)"
+        "f := files.f, l := line, b := in_batch)"
     )
     return f"""
-        WITH winners AS (
-            SELECT k, arg_max(struct_pack(file := file, line := line, in_batch := in_batch), {rank}) AS w
-            FROM ({candidates}) GROUP BY k
-        )
+        WITH candidates AS ({candidates}),
+        contested AS (SELECT k FROM candidates GROUP BY k HAVING count(*) > 1),
+        files AS (
+            SELECT file, row_number() OVER (ORDER BY file)::INTEGER AS f FROM (SELECT DISTINCT file FROM candidates)
+        ),
+        winners AS (
+            SELECT k, max({rank}) AS w FROM candidates JOIN files USING (file)
+            WHERE k IN (SELECT k FROM contested) GROUP BY k
+        ),
+        named AS (SELECT k, files.file, w.l AS line, w.b AS in_batch FROM winners JOIN files ON files.f = w.f)
         SELECT batch.*,
             CASE
                 WHEN _exact_duplicate THEN 'exact duplicate row'
-                WHEN NOT ({keyed}) THEN NULL
+                WHEN NOT ({keyed}) OR w.k IS NULL THEN NULL
                 WHEN w.file = batch._source_file AND w.line = batch._source_row AND w.in_batch = 1 THEN NULL
                 ELSE 'superseded: same {spec.primary_key} as ' || w.file || ' row ' || w.line
             END AS _duplicate_reason
-        FROM {source} batch LEFT JOIN (SELECT k, unnest(w) FROM winners) w ON w.k = batch.{key}
+        FROM {source} batch LEFT JOIN named w ON w.k = batch.{key}
     """

@@ -24,6 +24,7 @@ from enrollment_platform.quality.sql_compiler import (
 from enrollment_platform.transforms.sql import quote_ident, quote_literal
 from enrollment_platform.transforms.standardize import _invalid_reason
 
+PRIMARY = '"primary"'  # the batch's rows the rules judge (the DQDL name; a reserved word in DuckDB)
 INTERNAL_COLUMNS = ("_raw_line", "_load_errors", "_type_errors", "_exact_duplicate", "_duplicate_reason")
 
 
@@ -75,17 +76,17 @@ def validate_dataset(
     `staged_raw` is the relation of the batch's original text rows (the quarantine shows them).
     """
     con.execute(
-        f'CREATE OR REPLACE TEMP VIEW "primary" AS SELECT * FROM {_parquet(deduped_path)} '
+        f'CREATE OR REPLACE TEMP VIEW {PRIMARY} AS SELECT * FROM {_parquet(deduped_path)} '
         "WHERE _duplicate_reason IS NULL"
     )
     for name, source in references.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {source}")
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
-    fail_columns = ", ".join(f"{row_fail_sql(r.node)} AS _fail_{r.index}" for r in row_rules)
+    fail_columns = ", ".join(f"{row_fail_sql(r.node, PRIMARY)} AS _fail_{r.index}" for r in row_rules)
     # Views, not tables: the batch is read again per output instead of held in memory (bounded RSS at 10 M rows);
     # a temp table of the judged rows measured slower at 10 M (its write outweighs the evaluations it saves).
     con.execute(
-        f'CREATE OR REPLACE TEMP VIEW evaluated AS SELECT *{", " if fail_columns else ""}{fail_columns} FROM "primary"'
+        f'CREATE OR REPLACE TEMP VIEW evaluated AS SELECT *{", " if fail_columns else ""}{fail_columns} FROM {PRIMARY}'
     )
     _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
     return _rule_results(con, spec, catalog, rules, row_rules)
@@ -172,7 +173,7 @@ def _result(rule: DQRule, evaluated: int, failed: int) -> RuleResult:
 def _metric_result(con, rule: DQRule, total: int) -> RuleResult:
     base = RuleResult(rule.rule_id, rule.dataset, rule.text, rule.severity, "Unsupported", total, 0, None)
     try:
-        query = metric_query(rule.node, '"primary"')
+        query = metric_query(rule.node, PRIMARY)
         value = con.execute(query.sql).fetchone()[0]
         passed = True
         if query.condition is not None:
