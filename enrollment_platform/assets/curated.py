@@ -7,6 +7,7 @@ kept rows. A newer version that failed validation removes the older one: the new
 it is in quarantine. The file is replaced atomically, so a reader sees the state before or after, never between.
 """
 
+import shutil
 import uuid
 from dataclasses import asdict, dataclass
 
@@ -140,6 +141,10 @@ def merge_into_state(
     base = state_version(state_file) if exists else ""
     if exists and not added and not touched:
         rows, version = before, base
+    elif not exists and state_version(batch_file):  # a first batch is the state as it is: copied, not rewritten
+        with lake.atomic_write(*target) as temporary:
+            shutil.copyfile(batch_file, temporary)
+        rows, version = added, state_version(batch_file)
     else:
         version = uuid.uuid4().hex
         query = merge_sql(read_parquet(state_file) if exists else None, read_parquet(batch_file), winners, key_column)

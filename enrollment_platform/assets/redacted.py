@@ -5,6 +5,8 @@ Each redacted asset also writes the run's PII detection report for its dataset
 (`pii_reports/dataset=<d>/run_id=<run>/detections.parquet`, counts only) and shows it as metadata.
 """
 
+import uuid
+
 import dagster as dg
 
 from enrollment_platform.assets.common import (
@@ -27,6 +29,7 @@ from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.pii import PiiKey
+from enrollment_platform.resources.warehouse.model import STATE_VERSION
 from enrollment_platform.transforms.redact import needs_key, redact_sql
 from enrollment_platform.transforms.sql import column_list, quote_literal
 
@@ -77,13 +80,22 @@ def _redact_in_process(lake, engine, pii_key: PiiKey, dataset: str, batch: str) 
     protected = policy.get("datasets", {}).get(dataset, {})
     key_bytes = pii_key.key() if protected and needs_key({"datasets": {dataset: protected}}) else None
     query = redact_sql(load_catalog().datasets[dataset], policy, key_bytes, source)
-    metadata = {"rows": write_query(PiiEngine(engine), lake, query, *staged_parts("redacted", dataset, batch))}
+    parts = staged_parts("redacted", dataset, batch)
+    metadata = {"rows": write_query(PiiEngine(engine), lake, query, *parts, kv=rows_version())}
     for table, restricted in restricted_tables(dataset).items():
         columns = [restricted["key"], *restricted["columns"]]
         query = f"SELECT {column_list(columns)} FROM {source}"
         parts = staged_parts("restricted", table, batch)
-        metadata[f"{table}_rows"] = write_query(engine, lake, query, *parts, order_by=restricted["key"])
+        metadata[f"{table}_rows"] = write_query(
+            engine, lake, query, *parts, order_by=restricted["key"], kv=rows_version()
+        )
     return metadata
+
+
+def rows_version() -> dict[str, str]:
+    """A new version id for a batch file's rows (footer `state_version`): the curated step copies a first batch
+    into its state as it is, and the state keeps this id, instead of rewriting the rows to stamp a new one."""
+    return {STATE_VERSION: uuid.uuid4().hex}
 
 
 def _launch_redact(context, lake, pii_key: PiiKey, job_runner: JobRunner, dataset: str, batch: str) -> dict:
