@@ -7,6 +7,9 @@ parse its files again. A file that holds no table at all is listed as rejected, 
 
 import hashlib
 import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -64,24 +67,56 @@ def staged_raw_source(lake: LocalLake, dataset: str, batch: str) -> str:
     )
 
 
-def _stage(
-    engine: DuckDBEngine, lake: LocalLake, raw_layer: RawLayer, raw_file: RawFile, identity: str
-) -> tuple[str, FileReport]:
-    """Stage one raw file (or reuse its staged copy for the same content)."""
+def _staged_parts(raw_file: RawFile, identity: str) -> list[str]:
     name = hashlib.sha256(f"{raw_file.relative}|{identity}".encode()).hexdigest()[:24]
-    target = lake.path("staging", "raw", raw_file.dataset, f"{name}.parquet")
+    return ["staging", "raw", raw_file.dataset, f"{name}.parquet"]
+
+
+def _reused(target: str) -> FileReport | None:
+    """The report of a file staged before with the same content (a rerun does not parse it again)."""
     report_path = Path(target).with_suffix(".json")
     if Path(target).exists() and report_path.exists():
-        return target, FileReport(**json.loads(report_path.read_text()))
-    spec = load_catalog().datasets[raw_file.dataset]
-    con = engine.connect()
+        return FileReport(**json.loads(report_path.read_text()))
+    return None
+
+
+def _parse(engine: DuckDBEngine, raw_file: RawFile, local: Path, out: Path, workers: int) -> FileReport:
+    """Stage one raw file into `out` (on one thread of its own when several are parsed side by side)."""
+    con = engine.connect(threads=1 if workers > 1 else 0, share=workers)
     try:
-        with lake.atomic_write("staging", "raw", raw_file.dataset, f"{name}.parquet") as temporary:
-            report = stage_raw_file(con, raw_layer.localize(raw_file), raw_file.relative, spec, Path(temporary))
+        return stage_raw_file(con, local, raw_file.relative, load_catalog().datasets[raw_file.dataset], out)
     finally:
         con.close()
-    report_path.write_text(json.dumps(report.to_dict()))
-    return target, report
+
+
+def stage_files(
+    engine: DuckDBEngine, lake: LocalLake, raw_layer: RawLayer, todo: list[tuple[RawFile, str]]
+) -> list[tuple[str, FileReport]]:
+    """Stage the batch's raw files, in their order; reuse the staged copy of a content seen before.
+
+    A file's parse is mostly one thread's work, so files are parsed side by side (one per core, each on one
+    thread with its share of the engine's memory): at 10 M rows about twice as fast as one file at a time on two
+    threads. Fetching (`localize`) and writing to the lake stay on this thread, so remote clients are not shared.
+    """
+    parts = [_staged_parts(raw_file, identity) for raw_file, identity in todo]
+    reports: list[FileReport | None] = [_reused(lake.path(*p)) for p in parts]
+    pending = [(i, raw_file, raw_layer.localize(raw_file)) for i, (raw_file, _) in enumerate(todo) if not reports[i]]
+    if pending:
+        folder = Path(lake.path(*parts[0])).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        workers = min(engine.workers(), len(pending))
+        with (
+            tempfile.TemporaryDirectory(dir=folder, prefix=".parsing-") as scratch,
+            ThreadPoolExecutor(workers) as pool,
+        ):
+            outs = [Path(scratch, f"{i}.parquet") for i, _, _ in pending]
+            parsed = pool.map(lambda job, out: _parse(engine, job[1], job[2], out, workers), pending, outs)
+            for (i, _, _), out, report in zip(pending, outs, parsed, strict=True):
+                with lake.atomic_write(*parts[i]) as temporary:
+                    os.replace(out, temporary)
+                Path(lake.path(*parts[i])).with_suffix(".json").write_text(json.dumps(report.to_dict()))
+                reports[i] = report
+    return [(lake.path(*p), report) for p, report in zip(parts, reports, strict=True)]
 
 
 def _write_rejected_files(lake, engine, dataset: str, batch: str, rejected: list[FileReport], run_id: str) -> None:
@@ -129,8 +164,9 @@ def build_raw_asset(dataset: str) -> dg.AssetsDefinition:
         ]
         todo = pending_files(in_batch, load_ledger(lake))
         files, reports = [], []
-        for raw_file, identity in todo:
-            staged, report = _stage(engine, lake, raw_layer, raw_file, identity)
+        for (raw_file, identity), (staged, report) in zip(
+            todo, stage_files(engine, lake, raw_layer, todo), strict=True
+        ):
             day = ingest_date(raw_file.relative, raw_file.modified_ns)
             files.append(
                 BatchFile(dataset, raw_file.relative, raw_file.size_bytes, raw_file.modified_ns, identity, day, staged)

@@ -1,5 +1,7 @@
 """The in-process job engine: DuckDB connections with bounded memory and spilling to disk."""
 
+import os
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -13,13 +15,32 @@ class DuckDBEngine(dg.ConfigurableResource):
     threads: int = 0  # 0: DuckDB's default (one per core)
     temp_directory: str = ""
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, threads: int = 0, share: int = 1) -> duckdb.DuckDBPyConnection:
+        """A new connection; `threads`: its own thread count, `share`: how many such connections run side by side
+        (each gets that share of the memory limit, so together they stay within it)."""
         con = duckdb.connect()
-        con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        con.execute(f"SET memory_limit = '{_memory_share(self.memory_limit, share)}'")
         con.execute("SET preserve_insertion_order = true")
-        if self.threads:
-            con.execute(f"SET threads = {int(self.threads)}")
+        if threads or self.threads:
+            con.execute(f"SET threads = {int(threads or self.threads)}")
         if self.temp_directory:
             Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
             con.execute(f"SET temp_directory = '{self.temp_directory}'")
         return con
+
+    def workers(self) -> int:
+        """How many independent pieces of work (e.g. raw files) to run side by side, each on one thread."""
+        return max(1, int(self.threads or os.cpu_count() or 1))
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _memory_share(limit: str, share: int) -> str:
+    """`limit` divided by `share` (as bytes); the limit as given when there is nothing to divide or it is not a size
+    (DuckDB then says what is wrong with it)."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", limit)
+    if share <= 1 or not match or match.group(2).upper() not in _UNITS:
+        return limit
+    return f"{int(float(match.group(1)) * _UNITS[match.group(2).upper()] / share)}B"
