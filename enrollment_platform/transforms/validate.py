@@ -76,7 +76,7 @@ def validate_dataset(
     `staged_raw` is the relation of the batch's original text rows (the quarantine shows them).
     """
     con.execute(
-        f'CREATE OR REPLACE TEMP VIEW {PRIMARY} AS SELECT * FROM {_parquet(deduped_path)} '
+        f"CREATE OR REPLACE TEMP VIEW {PRIMARY} AS SELECT * FROM {_parquet(deduped_path)} "
         "WHERE _duplicate_reason IS NULL"
     )
     for name, source in references.items():
@@ -86,7 +86,7 @@ def validate_dataset(
     # Views, not tables: the batch is read again per output instead of held in memory (bounded RSS at 10 M rows);
     # a temp table of the judged rows measured slower at 10 M (its write outweighs the evaluations it saves).
     con.execute(
-        f'CREATE OR REPLACE TEMP VIEW evaluated AS SELECT *{", " if fail_columns else ""}{fail_columns} FROM {PRIMARY}'
+        f"CREATE OR REPLACE TEMP VIEW evaluated AS SELECT *{', ' if fail_columns else ''}{fail_columns} FROM {PRIMARY}"
     )
     _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
     return _rule_results(con, spec, catalog, rules, row_rules)
