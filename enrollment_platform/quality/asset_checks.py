@@ -9,6 +9,8 @@ Each step evaluates every check of one asset that it can (all rules of a dataset
 health checks), reading the data it needs once and only the columns it needs.
 """
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ import duckdb
 import polars as pl
 
 from enrollment_platform.assets.common import batch_of, key, staged
+from enrollment_platform.assets.curated import state_version
 from enrollment_platform.assets.deduped import curated_state_path
 from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog, load_quality_settings
@@ -162,27 +165,54 @@ def near_duplicate_check(dataset: str, columns: list[str]) -> tuple[str, HealthC
     """Warn when distinct ids share the same identifying attributes (the same entity under a new id)."""
 
     def evaluate(context: dg.AssetCheckExecutionContext, lake: LocalLake) -> dg.AssetCheckResult:
-        primary_key = load_catalog().datasets[dataset].primary_key
-        frame = _state_frame(lake, dataset, list(dict.fromkeys([primary_key, *columns])))
-        normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
-        groups = (
-            frame.select(pl.col(primary_key), *normalized)
-            .drop_nulls(columns)
-            .group_by(columns)
-            .agg(pl.col(primary_key).sort().alias("ids"))
-            .filter(pl.col("ids").list.len() > 1)
-            .sort(pl.col("ids").list.first())
+        digest = hashlib.sha256("\x1f".join(columns).encode()).hexdigest()[:12]
+        figures, version = by_state_version(
+            lake, dataset, f"near_duplicates-{digest}", lambda: near_duplicate_groups(lake, dataset, columns)
         )
         return dg.AssetCheckResult(
-            passed=groups.height == 0,
+            passed=figures["groups"] == 0,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "groups": groups.height,
-                "sample_id_groups": dg.MetadataValue.json([list(ids) for ids in groups["ids"].head(SAMPLE_KEYS)]),
+                "groups": figures["groups"],
+                "sample_id_groups": dg.MetadataValue.json(figures["sample_id_groups"]),
+                "state_version": version,
             },
         )
 
     return f"Distinct ids with the same {', '.join(columns)} (case-insensitive).", evaluate
+
+
+def near_duplicate_groups(lake: LocalLake, dataset: str, columns: list[str]) -> dict:
+    """How many groups of distinct ids share `columns` in the curated state, and a sample of their ids."""
+    primary_key = load_catalog().datasets[dataset].primary_key
+    frame = _state_frame(lake, dataset, list(dict.fromkeys([primary_key, *columns])))
+    normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
+    groups = (
+        frame.select(pl.col(primary_key), *normalized)
+        .drop_nulls(columns)
+        .group_by(columns)
+        .agg(pl.col(primary_key).sort().alias("ids"))
+        .filter(pl.col("ids").list.len() > 1)
+        .sort(pl.col("ids").list.first())
+    )
+    return {"groups": groups.height, "sample_id_groups": [list(ids) for ids in groups["ids"].head(SAMPLE_KEYS)]}
+
+
+def by_state_version(lake: LocalLake, dataset: str, name: str, compute: Callable[[], dict]) -> tuple[dict, str]:
+    """A figure of the curated state (JSON), computed once per state version (`staging/health/<dataset>/
+    <version>-<name>.json`): a run that left the state as it was does not read it again. A state without a
+    version (written by a launched step) is always read. Returns the figure and the version ('' for none)."""
+    path = curated_state_path(lake, dataset)
+    version = state_version(path) if Path(path).exists() else ""
+    if not version:
+        return compute(), version
+    parts = ["staging", "health", dataset, f"{version}-{name}.json"]
+    if lake.exists(*parts):
+        return json.loads(Path(lake.path(*parts)).read_text()), version
+    figures = compute()
+    with lake.atomic_write(*parts) as temporary:
+        Path(temporary).write_text(json.dumps(figures))
+    return figures, version
 
 
 def row_count_drop_check(dataset: str, max_drop: float) -> tuple[str, HealthCheck]:
