@@ -1,4 +1,5 @@
-"""Standardize (DuckDB): exact duplicates are marked by hash candidates, as the plain window defines them."""
+"""Standardize (DuckDB): exact duplicates are marked by hash candidates (of every column or of some), as the plain
+window defines them."""
 
 import duckdb
 import pyarrow as pa
@@ -37,5 +38,6 @@ def test_exact_duplicates_by_hash_candidates_equal_the_window_over_every_row(row
     )
     expected = marked(rows, window)
     assert marked(rows, exact_duplicates_sql(columns, "{source}")) == expected
+    assert marked(rows, exact_duplicates_sql(columns, "{source}", '"a", "_raw_line"')) == expected
     # every group of equal rows keeps exactly one row: the last by file and row
     assert len(expected) == len(rows) - len(set(rows))

@@ -74,12 +74,13 @@ def _reason_list(columns: list[ColumnSpec], catalog: Catalog) -> str:
     return f"list_filter([{items}], lambda x: x IS NOT NULL)"
 
 
-def exact_duplicates_sql(raw_columns: str, source: str) -> str:
+def exact_duplicates_sql(raw_columns: str, source: str, candidate_columns: str | None = None) -> str:
     """(_source_file, _source_row, _exact_duplicate) of the rows whose raw values all equal another row's: every
     copy but the last (by file and row) is a duplicate. A window over every row partitioned by every column cost
-    more than half of the step; a hash of the values finds the few candidate rows first, and only those are
-    compared value by value."""
-    hashed = f"hash({raw_columns})"
+    more than half of the step; a hash finds the few candidate rows first, and only those are compared value by
+    value. `candidate_columns`: some of the columns (e.g. the key and last-modified), hashed instead of all of
+    them; rows equal in all are equal in these, so no duplicate is missed, and the hash is cheaper."""
+    hashed = f"hash({candidate_columns or raw_columns})"
     repeated = f"SELECT h FROM (SELECT {hashed} AS h FROM {source}) GROUP BY h HAVING count(*) > 1"
     rank = f"row_number() OVER (PARTITION BY {raw_columns} ORDER BY _source_file DESC, _source_row DESC)"
     return (
@@ -94,11 +95,14 @@ def standardize_sql(spec: DatasetSpec, catalog: Catalog, source: str) -> str:
     quarantining = [c for c in columns if c.on_invalid == "quarantine" and c.type not in ("text", "id")]
     nullifying = [c for c in columns if c.on_invalid == "nullify" and c.type not in ("text", "id")]
     raw_columns = ", ".join(quote_ident(c) for c in (*spec.columns, "_raw_line"))
+    identifying = [c for c in dict.fromkeys((spec.primary_key, catalog.last_modified_column)) if c in spec.columns]
+    candidates = ", ".join(quote_ident(c) for c in (*identifying, "_raw_line"))
+    exact = exact_duplicates_sql(raw_columns, source, candidates)
     # Each value is cleaned once (the regex is the costly part), then typed and checked from the cleaned text.
     cleaned = (
         f"SELECT {', '.join(f'{_clean(quote_ident(c.name))} AS {quote_ident(c.name)}' for c in columns)}, "
         f"_source_file, _source_row, _raw_line, _load_errors, coalesce(d._exact_duplicate, false) AS _exact_duplicate "
-        f"FROM {source} LEFT JOIN ({exact_duplicates_sql(raw_columns, source)}) d USING (_source_file, _source_row)"
+        f"FROM {source} LEFT JOIN ({exact}) d USING (_source_file, _source_row)"
     )
     typed_row = (
         f"SELECT {', '.join(typed)}, _source_file, _source_row, _raw_line, "
