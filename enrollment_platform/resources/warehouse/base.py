@@ -233,10 +233,14 @@ class Warehouse(dg.ConfigurableResource):
 
     def _prepare(self, session: Session, table: TableDef, parquet: str) -> None:
         """Stage the file; create the table if missing and add the columns it gained."""
-        session.execute(self.dialect.create_staging(table))
-        self._stage(session, table, parquet)
+        self._create_staged(session, table, parquet)
         session.execute(self.dialect.create_table(table))
         self._add_new_columns(session, table)
+
+    def _create_staged(self, session: Session, table: TableDef, parquet: str) -> None:
+        """The staging relation of `table` holding the file's rows: a temporary table, filled by `_stage`."""
+        session.execute(self.dialect.create_staging(table))
+        self._stage(session, table, parquet)
 
     def _upsert(self, table: TableDef, parquet: str, changes: BatchChanges | None = None) -> LoadResult:
         """Load the batch's changes when the table is in step with the state they apply to, else the whole state."""
@@ -277,8 +281,7 @@ class Warehouse(dg.ConfigurableResource):
         with self._transaction() as session:
             self._prepare(session, table, changes.rows)
             removed = table.removed_keys()
-            session.execute(sql.create_staging(removed))
-            self._stage(session, removed, changes.removed)
+            self._create_staged(session, removed, changes.removed)
             session.execute(sql.create_new_keys(table))
             session.execute(sql.create_keyed(table))
             counts = sql.count_batch_changes(table), sql.delete_removed(table)

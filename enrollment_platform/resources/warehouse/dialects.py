@@ -250,6 +250,12 @@ class DuckDBDialect(Dialect):
         source = f"read_parquet({quote_literal(parquet)})"
         return f"INSERT INTO {q(table.staging)} ({columns}) SELECT {columns} FROM {source}"
 
+    def staged_view(self, table: TableDef, parquet: str) -> str:
+        """The staging relation as a view over the file, with the staging table's column types."""
+        columns = ", ".join(f"CAST({q(c.name)} AS {self.staging_type(c.type)}) AS {q(c.name)}" for c in table.staged)
+        source = f"read_parquet({quote_literal(parquet)})"
+        return f"CREATE OR REPLACE TEMP VIEW {q(table.staging)} AS SELECT {columns} FROM {source}"
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL 15: lists arrive as text (joined in Arrow before the COPY); keys sort bytewise."""
