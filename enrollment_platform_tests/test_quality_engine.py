@@ -181,3 +181,36 @@ def test_uniqueness_by_repeated_keys_equals_the_window_over_every_row(rows):
         rows, schema={"enrollment_id": pl.String, "marks": pl.Float64, "term": pl.String, "notes": pl.String}
     )
     assert sql_failures(rules, frame, '"primary"') == sql_failures(rules, frame)
+
+
+CHUNKED_RULES = (
+    PROPERTY_RULES.rstrip().removesuffix("]")
+    + """,
+    RowCount > 3,
+    IsPrimaryKey "enrollment_id" where "term = 'FALL2024'",
+    (IsUnique "notes") or (ColumnValues "marks" >= 50)
+]"""
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=frames, chunk=st.integers(1, 7))
+def test_judging_a_file_chunk_by_chunk_equals_judging_it_whole(rows, chunk, tmp_path_factory):
+    from enrollment_platform.quality import rule_outcomes
+
+    rules = list(build_rules("enrollments", CHUNKED_RULES))
+    frame = (
+        pl.DataFrame(
+            rows, schema={"enrollment_id": pl.String, "marks": pl.Float64, "term": pl.String, "notes": pl.String}
+        )
+        .with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.String))
+    )  # a key that names each row
+    path = str(tmp_path_factory.mktemp("judge") / "validated.parquet")
+    frame.write_parquet(path)
+    judged = rule_outcomes.judge_file(rules, path, "row", {}, chunk_rows=chunk)
+    for rule_id, found in failing_rows(rules, frame, {}).items():
+        expected = sorted(found)
+        assert judged[rule_id].failed == len(expected)
+        shown = [str(i) for i in expected[: rule_outcomes.SAMPLE_KEYS] if i < frame.height]  # none for no rows
+        assert judged[rule_id].sample_keys == shown

@@ -25,12 +25,11 @@ from enrollment_platform.assets.curated import state_version
 from enrollment_platform.assets.deduped import curated_state_path
 from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog, load_quality_settings
-from enrollment_platform.quality.polars_rules import columns_read, reference_columns
+from enrollment_platform.quality.polars_rules import reference_columns
+from enrollment_platform.quality.rule_outcomes import SAMPLE_KEYS, RuleOutcome, judge_file
 from enrollment_platform.quality.rules import DQRule, references_of
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import RawLayer
-
-SAMPLE_KEYS = 10
 
 
 def check_name(rule: DQRule) -> str:
@@ -62,7 +61,7 @@ def _quarantined_keys(lake: LocalLake, dataset: str, batch: str, rule_text: str,
     return [str(r[0]) for r in rows]
 
 
-def _result(dataset: str, batch: str, rule: DQRule, outcome, frame: pl.DataFrame, found: dict, lake: LocalLake):
+def _result(dataset: str, batch: str, rule: DQRule, outcome: RuleOutcome, found: dict, lake: LocalLake):
     primary_key = load_catalog().datasets[dataset].primary_key
     metadata = {"rule": rule.text, "severity": rule.severity}
     if found:
@@ -71,14 +70,13 @@ def _result(dataset: str, batch: str, rule: DQRule, outcome, frame: pl.DataFrame
             input_failed=found["failed"],
             input_failure_rate=round(found["failed"] / found["evaluated"], 6) if found["evaluated"] else 0.0,
         )
-    if isinstance(outcome, str):
-        metadata["unsupported"] = outcome
+    if outcome.unsupported is not None:
+        metadata["unsupported"] = outcome.unsupported
         passed = False
     else:
-        failing = sorted(outcome)
-        passed = not failing
-        metadata["output_failed"] = len(failing)
-        sample = [str(frame[i, primary_key]) for i in failing[:SAMPLE_KEYS] if i < frame.height]
+        passed = outcome.failed == 0
+        metadata["output_failed"] = outcome.failed
+        sample = outcome.sample_keys
         if rule.severity == "blocking":
             sample = sample or _quarantined_keys(lake, dataset, batch, rule.text, primary_key)
         metadata["sample_failing_keys"] = dg.MetadataValue.json(sample)
@@ -114,23 +112,17 @@ def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecks
     ]
     looked_up = reference_columns(rule.node for rule in rules)
     references = {table: looked_up.get(table) for table in references_of(dataset, rules)}
-    read = columns_read(rule.node for rule in rules)
     primary_key = load_catalog().datasets[dataset].primary_key
 
     @dg.multi_asset_check(specs=specs, name=f"{dataset}_dq_rules")
     def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
-        from enrollment_platform.quality.pandera_checks import failing_rows  # pandera (and pandas) load here
-
         batch = batch_of(context)
-        path = staged(lake, "validated", dataset, batch)
-        # only the columns the rules read (and the key the failing-row samples show): bounded memory at 10 M rows
-        columns = None if read is None else [c for c in pl.read_parquet_schema(path) if c in read | {primary_key}]
-        frame = pl.read_parquet(path, columns=columns)
         refs = {table: _state_frame(lake, table, columns) for table, columns in references.items()}
-        outcomes = failing_rows(list(rules), frame, refs)
+        # chunk by chunk where rules judge rows alone, only the columns rules read: bounded memory whatever the batch
+        outcomes = judge_file(list(rules), staged(lake, "validated", dataset, batch), primary_key, refs)
         found = _latest_rule_results(lake, dataset, context.run.run_id)
         for rule in rules:
-            yield _result(dataset, batch, rule, outcomes[rule.rule_id], frame, found.get(rule.rule_id, {}), lake)
+            yield _result(dataset, batch, rule, outcomes[rule.rule_id], found.get(rule.rule_id, {}), lake)
 
     return rule_checks
 

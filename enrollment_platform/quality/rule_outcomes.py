@@ -1,0 +1,92 @@
+"""The rule checks' verdicts on a Parquet file in bounded memory: pandera judges the file chunk by chunk.
+
+A rule that judges each row on its own (IsComplete, ColumnValues, ColumnLength, ReferentialIntegrity against
+the referenced dataset's keys, their `and`/`or`) reads the file one chunk of rows at a time, only the columns its
+rules name. A rule that needs all rows at once (IsPrimaryKey, IsUnique, dataset-level rules such as RowCount or
+Mean, CustomSql) reads the whole file, again only its columns. At 10 M rows the whole-file read of every rule's
+columns was the run's memory peak, growing with the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from enrollment_platform.quality.dqdl.ast import CompositeRule, RuleNode
+from enrollment_platform.quality.polars_rules import columns_read
+from enrollment_platform.quality.rules import DQRule
+from enrollment_platform.quality.sql_compiler import rule_judges_rows
+
+CHUNK_ROWS = 1_000_000
+SAMPLE_KEYS = 10
+CROSS_ROW_RULES = ("IsPrimaryKey", "IsUnique")
+
+
+@dataclass
+class RuleOutcome:
+    """How many rows of the file fail a rule (1 for a failed dataset-level rule), the first failing rows' keys,
+    or why the rule could not be evaluated."""
+
+    failed: int = 0
+    sample_keys: list[str] = field(default_factory=list)
+    unsupported: str | None = None
+
+
+def judges_rows_alone(node: RuleNode) -> bool:
+    """Whether a rule's verdict on a row depends on that row only (and on referenced datasets)."""
+    if isinstance(node, CompositeRule):
+        return all(judges_rows_alone(child) for child in node.rules)
+    return node.rule_type not in CROSS_ROW_RULES
+
+
+def judge_file(
+    rules: list[DQRule],
+    path: str,
+    primary_key: str,
+    references: Mapping[str, pl.DataFrame],
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict[str, RuleOutcome]:
+    """Every rule's outcome on the Parquet file at `path` (pandera, see `pandera_checks.failing_rows`)."""
+    from enrollment_platform.quality.pandera_checks import failing_rows  # pandera (and pandas) load here
+
+    by_row = [r for r in rules if rule_judges_rows(r.node) and judges_rows_alone(r.node)]
+    whole = [r for r in rules if r not in by_row]
+    outcomes = {rule.rule_id: RuleOutcome() for rule in rules}
+    for group, rows in ((by_row, chunk_rows), (whole, None)):
+        if not group:
+            continue
+        for frame in _chunks(path, _columns(path, group, primary_key), rows):
+            for rule_id, found in failing_rows(group, frame, references).items():
+                _add(outcomes[rule_id], found, frame, primary_key)
+    return outcomes
+
+
+def _columns(path: str, rules: list[DQRule], primary_key: str) -> list[str] | None:
+    """The columns the rules read and the key the samples show; None for every column."""
+    read = columns_read(rule.node for rule in rules)
+    if read is None:
+        return None
+    return [c for c in pq.read_schema(path).names if c in read | {primary_key}]
+
+
+def _chunks(path: str, columns: list[str] | None, rows: int | None) -> Iterator[pl.DataFrame]:
+    """The file's rows, `rows` at a time (all at once for None); one empty frame for an empty file."""
+    parquet = pq.ParquetFile(path)
+    if rows is None or parquet.metadata.num_rows == 0:
+        yield pl.from_arrow(parquet.read(columns=columns))
+        return
+    for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+        yield pl.from_arrow(batch)
+
+
+def _add(outcome: RuleOutcome, found: set[int] | str, frame: pl.DataFrame, primary_key: str) -> None:
+    if isinstance(found, str):
+        outcome.unsupported = found
+        return
+    failing = sorted(found)
+    outcome.failed += len(failing)
+    room = SAMPLE_KEYS - len(outcome.sample_keys)
+    outcome.sample_keys += [str(frame[i, primary_key]) for i in failing[:room] if i < frame.height]
