@@ -64,23 +64,35 @@ def build_check(rule: DQRule, references: Mapping[str, pl.DataFrame]) -> pa.Chec
     return _dataset_check(rule, references)
 
 
+def rule_schema(
+    rules: list[DQRule], references: Mapping[str, pl.DataFrame]
+) -> tuple[pa.DataFrameSchema, dict[str, str]]:
+    """The pandera schema of the rules it can evaluate, and the reason for each rule it cannot (by rule id).
+    Built once, it validates any number of frames (the referenced keys are gathered here, not per frame)."""
+    checks, unsupported = [], {}
+    for rule in rules:
+        try:
+            checks.append(build_check(rule, references))
+        except UnsupportedRule as error:
+            unsupported[rule.rule_id] = str(error)
+    return pa.DataFrameSchema(checks=checks), unsupported
+
+
 def failing_rows(
-    rules: list[DQRule], frame: pl.DataFrame, references: Mapping[str, pl.DataFrame]
+    rules: list[DQRule],
+    frame: pl.DataFrame,
+    references: Mapping[str, pl.DataFrame],
+    schema: tuple[pa.DataFrameSchema, dict[str, str]] | None = None,
 ) -> dict[str, set[int] | str]:
     """Validate `frame` against every rule: failing row indexes per rule id (empty set = passed).
 
     A dataset-level failure is reported as the set {0}; a rule pandera cannot evaluate maps to the reason.
+    `schema`: the rules' `rule_schema`, when already built.
     """
-    outcome: dict[str, set[int] | str] = {}
-    checks = []
-    for rule in rules:
-        try:
-            checks.append(build_check(rule, references))
-            outcome[rule.rule_id] = set()
-        except UnsupportedRule as error:
-            outcome[rule.rule_id] = str(error)
+    validator, unsupported = schema or rule_schema(rules, references)
+    outcome: dict[str, set[int] | str] = {r.rule_id: unsupported.get(r.rule_id, set()) for r in rules}
     try:
-        pa.DataFrameSchema(checks=checks).validate(frame, lazy=True)
+        validator.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         failures = errors.failure_cases
         for check_name, index in failures.select("check", "index").iter_rows():
