@@ -118,7 +118,7 @@ def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecks
     def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
         batch = batch_of(context)
         refs = {table: _state_frame(lake, table, columns) for table, columns in references.items()}
-        # chunk by chunk where rules judge rows alone, only the columns rules read: bounded memory whatever the batch
+        # chunk by chunk where rules judge rows alone, only the columns they read (uniqueness reads its key whole)
         outcomes = judge_file(list(rules), staged(lake, "validated", dataset, batch), primary_key, refs)
         found = _latest_rule_results(lake, dataset, context.run.run_id)
         for rule in rules:

@@ -1,4 +1,4 @@
-"""The rule checks' verdicts on a Parquet file in bounded memory: pandera judges the file chunk by chunk.
+"""The rule checks' verdicts on a Parquet file, read in chunks where the rules allow: pandera judges chunk by chunk.
 
 A rule that judges each row on its own (IsComplete, ColumnValues, ColumnLength, ReferentialIntegrity against
 the referenced dataset's keys, their `and`/`or`) reads the file one chunk of rows at a time, only the columns its
