@@ -245,11 +245,6 @@ class DuckDBDialect(Dialect):
             return f"{self.staging_type(data_type.value_type)}[]"
         return self.column_type(data_type)
 
-    def insert_parquet(self, table: TableDef, parquet: str) -> str:
-        columns = column_list(c.name for c in table.staged)
-        source = f"read_parquet({quote_literal(parquet)})"
-        return f"INSERT INTO {q(table.staging)} ({columns}) SELECT {columns} FROM {source}"
-
     def staged_view(self, table: TableDef, parquet: str) -> str:
         """The staging relation as a view over the file, with the staging table's column types."""
         columns = ", ".join(f"CAST({q(c.name)} AS {self.staging_type(c.type)}) AS {q(c.name)}" for c in table.staged)

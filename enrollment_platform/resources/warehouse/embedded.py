@@ -97,12 +97,12 @@ class DuckDBWarehouse(Warehouse):
         connection.begin()
 
     def _stage(self, session: Session, table: TableDef, parquet: str) -> None:
-        session.execute(self.dialect.insert_parquet(table, parquet))
-
-    def _create_staged(self, session: Session, table: TableDef, parquet: str) -> None:
         """A view over the Parquet file: DuckDB reads it where the load needs it, no copy into a temporary table
         first (at 10 M enrollments that copy was a seventh of the fact load)."""
         session.execute(self.dialect.staged_view(table, parquet))
+
+    def _create_staged(self, session: Session, table: TableDef, parquet: str) -> None:
+        self._stage(session, table, parquet)  # the view is the staging relation: no temporary table to create
 
 
 def probe_query(table: str) -> str:
