@@ -60,7 +60,6 @@ DAY_ONE, DAY_TWO = "2025-09-01", "2025-09-02"
 NEW_SHARE, UPDATE_SHARE = 0.009, 0.001  # the incremental delta: new enrollments, updated enrollments
 UPDATE_SHIFT_DAYS = 180  # newer than every version the generator writes of a record (at most ~90 days apart)
 DATASETS = ("students", "courses", "instructors", "enrollments")
-GENERATE_CHUNK = 10_000_000  # the most enrollments generated in one layer (see prepare_layer)
 GENERATE_CHILD = "_generate"
 # the issue's acceptance criteria (at 10 M enrollments)
 MAX_PIPELINE_OVER_BASELINE = 3.0
@@ -153,43 +152,25 @@ def lay_out_by_day(flat: Path, raw: Path, day: str, prefix: str = "") -> list[st
     return moved
 
 
-def prepare_layer(work: Path, enrollments: int, seed: int, chunk: int = GENERATE_CHUNK) -> tuple[Path, dict]:
-    """The raw layer of one size, as one ingestion day; and what it holds.
-
-    The generator holds a whole layer in memory (about 0.5 GB per million enrollments), so a size above `chunk`
-    is composed: one full layer of `chunk` enrollments, then enrollment-only layers of the same seed whose ids
-    start after the previous ones (the same students, courses and instructors, so every expected count adds up
-    exactly)."""
-    from enrollment_platform.generator.layer import FIRST_ID
+def prepare_layer(work: Path, enrollments: int, seed: int) -> tuple[Path, dict]:
+    """The raw layer of one size, as one ingestion day; and what it holds. Above 10 M enrollments the generator
+    makes the enrollments in parts, each with its own ids and seeded defects (see `generator.layer.part_sizes`)."""
+    from enrollment_platform.generator.layer import part_sizes
 
     raw = work / f"raw-{enrollments}"
-    chunks = [chunk] * (enrollments // chunk) if enrollments > chunk else [enrollments]
-    if sum(chunks) != enrollments:
-        raise SystemExit(f"--enrollments above {chunk:,} must be a multiple of it, got {enrollments:,}")
-    manifests, seconds = [], 0.0
-    for i, size in enumerate(chunks):
-        flat = work / f"generated-{enrollments}-{i}"
-        seconds += generate(work, flat, size, seed, {"enrollments": FIRST_ID["enrollments"] + i * chunk})
-        manifests.append(json.loads((flat / "_manifest.json").read_text())["datasets"])
-        if i:  # later parts bring enrollments only; they refer to the first part's students and courses
-            for dataset in ("students", "courses", "instructors"):
-                shutil.rmtree(flat / dataset)
-        lay_out_by_day(flat, raw, DAY_ONE, prefix=f"part{i}_" if i else "")
-        if i == 0:
-            shutil.move(flat / "_manifest.json", raw / "_manifest.json")
-        shutil.rmtree(flat)
-
-    def expected(dataset: str, what: str) -> int:
-        parts = manifests if dataset == "enrollments" else manifests[:1]
-        return sum(m[dataset]["expected"][what] for m in parts)
-
+    flat = work / f"generated-{enrollments}"
+    seconds = generate(work, flat, enrollments, seed)
+    manifest = json.loads((flat / "_manifest.json").read_text())["datasets"]
+    lay_out_by_day(flat, raw, DAY_ONE)
+    shutil.move(flat / "_manifest.json", raw / "_manifest.json")
+    shutil.rmtree(flat)
     layer = {
         "layout": f"<raw>/<dataset>/ingest_date={DAY_ONE}/<file>",
-        "generated_in_parts": len(chunks),
+        "generated_in_parts": len(part_sizes(enrollments)),
         "generate_seconds": round(seconds, 2),
         "raw_bytes": sum(p.stat().st_size for p in raw.rglob("*") if p.is_file()),
-        "rows_in": {d: expected(d, "rows_in") for d in DATASETS},
-        "expected_rows_out": {d: expected(d, "rows_out") for d in DATASETS},
+        "rows_in": {d: manifest[d]["expected"]["rows_in"] for d in DATASETS},
+        "expected_rows_out": {d: manifest[d]["expected"]["rows_out"] for d in DATASETS},
     }
     return raw, layer
 
@@ -281,7 +262,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def measure_size(work: Path, enrollments: int, args: argparse.Namespace, keep_home: bool) -> dict:
     """Every contender `repeats` times on one generated layer; with keep_home, the first pipeline home stays."""
     print(f"[{enrollments:,} enrollments] generating", file=sys.stderr, flush=True)
-    raw, layer = prepare_layer(work, enrollments, args.seed, args.generate_chunk)
+    raw, layer = prepare_layer(work, enrollments, args.seed)
     kinds, repeats = args.only, args.repeats
     trials: dict[str, list[Trial]] = {k: [] for k in kinds}
     for repeat in range(repeats):
@@ -501,9 +482,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--incremental", action="store_true", help="time a ~1 %% delta run at the largest size")
     parser.add_argument("--sample-overhead", action="store_true", help="time a run on the bundled sample")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--generate-chunk", type=int, default=GENERATE_CHUNK, help="larger sizes are generated in parts of this many"
-    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.json")
     parser.add_argument("--work", type=Path, help="where to make the scratch folder (default: the system's temp)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder (layers, logs)")

@@ -373,3 +373,31 @@ def test_rerun_in_the_same_folder_leaves_no_stale_files(tmp_path):
     manifest = generate_raw_layer(tmp_path, 100, seed=1)
     listed = {f for e in manifest["datasets"].values() for f in e["files"]} | {"_manifest.json"}
     assert {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()} == listed
+
+
+def test_a_layer_above_the_part_size_is_made_in_parts_and_the_pipeline_finds_what_it_says(tmp_path, monkeypatch):
+    """Memory is bounded by a part: each part has its own ids and defects, and the manifest adds them up."""
+    from enrollment_platform.generator import layer as generator_layer
+    from enrollment_platform.runner import run_pipeline
+    from enrollment_platform_tests.conftest import local_settings
+
+    assert generator_layer.part_sizes(400, 150) == [134, 133, 133]
+    assert generator_layer.part_sizes(300, 150) == [150, 150]
+    assert generator_layer.part_sizes(20, 150) == [20]
+    monkeypatch.setattr(generator_layer, "ENROLLMENTS_PER_PART", 150)
+    root = tmp_path / "raw"
+    manifest = generate_raw_layer(root, 400, seed=7)
+    entry = manifest["datasets"]["enrollments"]
+    assert sorted(f for f in entry["files"] if f.endswith(".parquet")) == [
+        f"enrollments/enrollments_late_part{i:03d}.parquet" for i in range(3)
+    ]
+    enrollments = rows(root, "enrollments")
+    assert entry["expected"]["rows_in"] == sum(entry["file_rows"].values()) == len(enrollments)
+    ids = {int(r["enrollment_id"]) for r in enrollments if r["enrollment_id"] is not None}
+    assert min(ids) == 1_000_001 and max(ids) == 1_000_400  # one id range across the parts
+    assert sum(entry["defects"]["date_formats"].values()) > 0
+    summary = run_pipeline(local_settings(tmp_path / "home", root))
+    assert summary.success, summary.failures
+    for dataset, info in manifest["datasets"].items():
+        got = {name: summary.datasets[dataset][name] for name in info["expected"]}
+        assert got == info["expected"], dataset

@@ -214,3 +214,69 @@ def test_judging_a_file_chunk_by_chunk_equals_judging_it_whole(rows, chunk, tmp_
         assert judged[rule_id].failed == len(expected)
         shown = [str(i) for i in expected[: rule_outcomes.SAMPLE_KEYS] if i < frame.height]  # none for no rows
         assert judged[rule_id].sample_keys == shown
+
+
+SEVERITY_RULES = """Rules = [
+    IsComplete "enrollment_id",
+    IsPrimaryKey "enrollment_id" labels=["severity"="warn"],
+    ColumnValues "marks" between 0 and 100 labels=["severity"="nullify"],
+    ColumnValues "marks" <= 90 where "term = 'FALL2024'" labels=["severity"="warn"],
+    ColumnValues "term" in ["FALL2024", "SPRING2025"],
+    ColumnLength "notes" <= 3 labels=["severity"="warn"],
+    ColumnValues "marks" != 50 where "notes = 'ok'",
+    RowCount > 3
+]"""
+TYPE_ERROR = "enrollment_date: value is not a valid date"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=frames, errors=st.lists(st.sampled_from(["none", "type", "load", "duplicate"]), min_size=25, max_size=25))
+def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, errors, tmp_path_factory):
+    """Blocking, warn and nullify rules, `where` clauses, load and type errors and set-aside duplicates: each
+    rule's evaluated and failed rows are what judging every kept candidate row says."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from enrollment_platform.config import load_catalog
+    from enrollment_platform.transforms.validate import validate_dataset
+
+    spec = load_catalog().datasets["enrollments"]
+    rules = build_rules("enrollments", SEVERITY_RULES)
+    kinds = errors[: len(rows)]
+    types = {c: pa.float64() if c == "marks" else pa.string() for c in spec.columns}
+    columns = {c: pa.array([r.get(c) for r in rows], kind) for c, kind in types.items()}
+    lists = pa.list_(pa.string())
+    columns |= {
+        "_source_file": pa.array(["f.csv"] * len(rows)),
+        "_source_row": pa.array(range(len(rows)), pa.int64()),
+        "_raw_line": pa.array([None] * len(rows), pa.string()),
+        "_load_errors": pa.array([["bad line"] if k == "load" else [] for k in kinds], lists),
+        "_type_errors": pa.array([[TYPE_ERROR] if k == "type" else [] for k in kinds], lists),
+        "_flags": pa.array([[] for _ in kinds], lists),
+        "_exact_duplicate": pa.array([False] * len(rows)),
+        "_duplicate_reason": pa.array(["superseded" if k == "duplicate" else None for k in kinds], pa.string()),
+    }
+    folder = tmp_path_factory.mktemp("validate")
+    deduped = str(folder / "deduped.parquet")
+    pq.write_table(pa.table(columns), deduped)
+    con = duckdb.connect()
+    results = validate_dataset(
+        con, spec, rules, deduped, {}, f"read_parquet('{deduped}')", "run",
+        str(folder / "kept.parquet"), str(folder / "quarantine.parquet"),
+    )  # fmt: skip
+    got = {r.rule_id: (r.evaluated, r.failed) for r in results}
+    candidates = [row for row, kind in zip(rows, kinds, strict=True) if kind != "duplicate"]
+    schema = {"enrollment_id": pl.String, "marks": pl.Float64, "term": pl.String, "notes": pl.String}
+    frame = pl.DataFrame(candidates, schema=schema)
+    failures = sql_failures([r for r in rules if rule_judges_rows(r.node)], frame, '"primary"')
+    where_counts = {
+        "term = 'FALL2024'": frame.filter(pl.col("term") == "FALL2024").height,
+        "notes = 'ok'": frame.filter(pl.col("notes") == "ok").height,
+    }
+    for rule in rules:
+        if rule.rule_id not in failures:
+            continue
+        where = getattr(rule.node, "where", None)
+        assert got[rule.rule_id] == (where_counts[where] if where else len(candidates), len(failures[rule.rule_id]))
+    assert got["enrollments.load"] == (len(candidates), kinds.count("load"))
+    assert got["enrollments.type.enrollment_date"] == (len(candidates), kinds.count("type"))

@@ -367,7 +367,7 @@ def test_dataset_level_rules_give_the_same_results_on_both_engines(spark, tmp_pa
     raw_source = "read_parquet([" + ", ".join(quote_literal(p) for p in staged["enrollments"]) + "])"
     spec = catalog.datasets["enrollments"]
     duck = validate_dataset(
-        con, spec, catalog, rules, deduped, {"courses": f"read_parquet({quote_literal(courses)})"}, raw_source,
+        con, spec, rules, deduped, {"courses": f"read_parquet({quote_literal(courses)})"}, raw_source,
         "run", str(outputs["duck_kept"]), str(outputs["duck_quar"]),
     )  # fmt: skip
     sparked = spark_validate(

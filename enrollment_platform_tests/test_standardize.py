@@ -1,12 +1,12 @@
 """Standardize (DuckDB): exact duplicates are marked by hash candidates (of every column or of some), as the plain
-window defines them."""
+window defines them; text is cleaned as the plain regex cleans it."""
 
 import duckdb
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enrollment_platform.transforms.standardize import exact_duplicates_sql
+from enrollment_platform.transforms.standardize import _clean, exact_duplicates_sql
 
 VALUES = st.one_of(st.none(), st.sampled_from(["", "a", "A", " a", "1", "1.0"]))
 ROWS = st.lists(st.tuples(VALUES, VALUES, VALUES), min_size=0, max_size=40)
@@ -41,3 +41,16 @@ def test_exact_duplicates_by_hash_candidates_equal_the_window_over_every_row(row
     assert marked(rows, exact_duplicates_sql(columns, "{source}", '"a", "_raw_line"')) == expected
     # every group of equal rows keeps exactly one row: the last by file and row
     assert len(expected) == len(rows) - len(set(rows))
+
+
+TEXT = st.one_of(st.none(), st.text(alphabet=" \t\n\x0b\x0c\r\xa0aé", max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(TEXT, min_size=1, max_size=20))
+def test_clean_equals_the_regex_on_every_value(values):
+    con = duckdb.connect()
+    con.register("source", pa.table({"v": pa.array(values, pa.string())}))
+    plain = "nullif(regexp_replace(trim(v), '\\s+', ' ', 'g'), '')"
+    rows = con.execute(f"SELECT {_clean('v')}, {plain} FROM source").fetchall()
+    assert [cleaned for cleaned, _ in rows] == [expected for _, expected in rows]

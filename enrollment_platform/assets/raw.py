@@ -122,7 +122,8 @@ def stage_files(
 def _write_rejected_files(lake, engine, dataset: str, batch: str, rejected: list[FileReport], run_id: str) -> None:
     con = engine.connect()
     try:
-        con.execute("CREATE TABLE rejected (path VARCHAR, reason VARCHAR, size_bytes BIGINT, run_id VARCHAR)")
+        columns = "path VARCHAR, reason VARCHAR, size_bytes BIGINT, run_id VARCHAR"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE rejected ({columns})")
         if rejected:
             con.executemany(
                 "INSERT INTO rejected VALUES (?, ?, ?, ?)",

@@ -92,7 +92,6 @@ def _validate_in_process(context, lake, engine, dataset: str, batch: str, rules,
             results = validate_dataset(
                 con,
                 catalog.datasets[dataset],
-                catalog,
                 rules,
                 deduped_path=staged(lake, "deduped", dataset, batch),
                 references={r: reference_source(lake, r) for r in references},

@@ -18,6 +18,7 @@ from .frames import DAY, Frame, concat, has_pii_note, size, take
 MIN_ENROLLMENTS = 20
 STUDENTS_PER_CSV = 200_000
 ENROLLMENTS_PER_CSV = 250_000
+ENROLLMENTS_PER_PART = 10_000_000  # made and written a part at a time (about 0.5 GB of memory per million rows)
 MIN_ENROLLMENT_CSV_FILES = 2
 FIRST_ID = {"students": 1, "courses": 101, "instructors": 201, "enrollments": 1_000_001}
 ID_COLUMN = {
@@ -190,9 +191,50 @@ def _enrollments(
     crs: Frame,
     course_instructor: np.ndarray,
 ) -> dict:
-    """CSV parts plus a late Parquet part; blocking (quarantine) defects and boundary values."""
-    n_rows = n["enrollments"]
+    """The enrollments, made and written one part at a time (`part_sizes`): memory grows with a part, not with
+    the layer (a whole 50 M layer at once did not fit in 23 GB). Each part has its own id range and its own seeded
+    defects; duplicates stay within a part. The manifest entry adds up the parts."""
+    files: dict[str, int] = {}
+    defects: dict = {}
+    expected: dict[str, int] = {}
+    parts = part_sizes(n["enrollments"])
+    first_id = first["enrollments"]
+    for i, rows in enumerate(parts):
+        suffix = "" if len(parts) == 1 else f"_part{i:03d}"
+        part = _enrollment_part(rng, out, n, first | {"enrollments": first_id}, rows, suffix, crs, course_instructor)
+        files |= part[0]
+        defects, expected = _added(defects, part[1]), _added(expected, part[2])
+        first_id += rows
+    return _entry(files, defects, expected)
 
+
+def part_sizes(rows: int, per_part: int | None = None) -> list[int]:
+    """`rows` split into as few near-equal parts as keep each within `per_part` (ENROLLMENTS_PER_PART)."""
+    per_part = per_part or ENROLLMENTS_PER_PART
+    parts = -(-rows // per_part)
+    return [rows // parts + (1 if i < rows % parts else 0) for i in range(parts)]
+
+
+def _added(total: dict, part: dict) -> dict:
+    """Counts added key by key (nested counts too)."""
+    result = dict(total)
+    for k, v in part.items():
+        result[k] = _added(result.get(k, {}), v) if isinstance(v, dict) else result.get(k, 0) + v
+    return result
+
+
+def _enrollment_part(
+    rng: np.random.Generator,
+    out: Path,
+    n: dict[str, int],
+    first: dict[str, int],
+    n_rows: int,
+    suffix: str,
+    crs: Frame,
+    course_instructor: np.ndarray,
+) -> tuple[dict[str, int], dict, dict[str, int]]:
+    """CSV parts plus a late Parquet part; blocking (quarantine) defects and boundary values: (files, defects,
+    expected counts)."""
     student_shift = first["students"] - 1  # `sample` draws student ids 1..n_students
 
     def fresh(k: int) -> Frame:
@@ -209,10 +251,13 @@ def _enrollments(
     enr["student_id"][picks["orphan_student_id"]] += student_shift  # still past the last student id
     enrollment_rows.inject_boundaries(enr, picks)
     table, counts = _build(rng, "enrollments", enrollment_rows, enr, picks, fresh)
+    del enr  # rendered into `table`: freed before the copies below, which matter at 10 M rows a part
     rest, part = _split_off(rng, table, RATES["enrollments_parquet"])
-    files = _write_parts(out, "enrollments", "enrollments", rest, ENROLLMENTS_PER_CSV, MIN_ENROLLMENT_CSV_FILES)
-    writers.write_parquet(out / "enrollments/enrollments_late.parquet", part)
-    files["enrollments/enrollments_late.parquet"] = part.num_rows
+    stem = f"enrollments{suffix}"
+    files = _write_parts(out, "enrollments", stem, rest, ENROLLMENTS_PER_CSV, MIN_ENROLLMENT_CSV_FILES)
+    late = f"enrollments/enrollments_late{suffix}.parquet"
+    writers.write_parquet(out / late, part)
+    files[late] = part.num_rows
     quarantined = sum(len(picks[k]) for k in enrollment_rows.QUARANTINE_DEFECTS)
     defects = {kind: counts[kind] for kind in DEDUP_DEFECTS}
     defects |= {kind: len(picks[kind]) for kind in enrollment_rows.QUARANTINE_DEFECTS}
@@ -220,7 +265,7 @@ def _enrollments(
     defects["boundary_values"] = sum(len(picks[k]) for k in enrollment_rows.BOUNDARY_DEFECTS)
     defects["notes_with_pii"] = counts["notes_with_pii"]
     defects["date_formats"] = counts["date_formats"]
-    return _entry(files, defects, _expected(table, defects, quarantined))
+    return files, defects, _expected(table, defects, quarantined)
 
 
 def generate_raw_layer(

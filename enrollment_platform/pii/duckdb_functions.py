@@ -52,6 +52,6 @@ class PiiEngine:
         self.detector = detector or default_detector()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        con = self.engine.connect()
+        con = self.engine.connect(private=True)  # a database holds one definition of each function
         register_pii_functions(con, self.detector)
         return con

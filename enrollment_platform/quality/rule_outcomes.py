@@ -20,7 +20,8 @@ from enrollment_platform.quality.polars_rules import columns_read
 from enrollment_platform.quality.rules import DQRule
 from enrollment_platform.quality.sql_compiler import rule_judges_rows
 
-CHUNK_ROWS = 2_000_000  # rows per chunk: pandera costs ~0.25 s per frame it validates, whatever its size
+CHUNK_ROWS = 5_000_000  # rows per chunk: pandera costs ~0.25 s per frame it validates, whatever its size (10 M
+# rows: 2 M-row chunks 8.5 s, 5 M 6.1 s, whole 6.2 s; the chunk bounds the memory)
 SAMPLE_KEYS = 10
 CROSS_ROW_RULES = ("IsPrimaryKey", "IsUnique")
 

@@ -13,9 +13,18 @@ from enrollment_platform.transforms.sql import quote_ident, quote_literal
 RAW_LINEAGE = ("_source_file", "_source_row", "_raw_line", "_load_errors")
 
 
+# What RE2's \s matches besides a single space; text with none of these and no double space folds to itself.
+_FOLDED_WHITESPACE = ("'  '", "chr(9)", "chr(10)", "chr(12)", "chr(13)")
+
+
 def _clean(expr: str) -> str:
-    """Trimmed text with inner whitespace runs folded to one space; empty becomes NULL."""
-    return f"nullif(regexp_replace(trim({expr}), '\\s+', ' ', 'g'), '')"
+    """Trimmed text with inner whitespace runs folded to one space; empty becomes NULL. The regex runs only on
+    values that hold something to fold: most hold none, and the regex on every value cost about a quarter of the
+    step at 10 M rows."""
+    trimmed = f"trim({expr})"
+    foldable = " OR ".join(f"contains({trimmed}, {w})" for w in _FOLDED_WHITESPACE)
+    folded = f"CASE WHEN {foldable} THEN regexp_replace({trimmed}, '\\s+', ' ', 'g') ELSE {trimmed} END"
+    return f"nullif({folded}, '')"
 
 
 def _title_case(expr: str) -> str:

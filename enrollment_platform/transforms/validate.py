@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from enrollment_platform.config import Catalog, DatasetSpec
+from enrollment_platform.config import DatasetSpec
 from enrollment_platform.quality.rules import DQRule
 from enrollment_platform.quality.sql_compiler import (
     UnsupportedRule,
@@ -61,7 +61,6 @@ def _text_list(items: list[tuple[str, str]]) -> str:
 def validate_dataset(
     con: duckdb.DuckDBPyConnection,
     spec: DatasetSpec,
-    catalog: Catalog,
     rules: tuple[DQRule, ...],
     deduped_path: str,
     references: dict[str, str],
@@ -89,7 +88,7 @@ def validate_dataset(
         f"CREATE OR REPLACE TEMP VIEW evaluated AS SELECT *{', ' if fail_columns else ''}{fail_columns} FROM {PRIMARY}"
     )
     _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
-    return _rule_results(con, spec, catalog, rules, row_rules)
+    return _rule_results(con, spec, rules, row_rules, kept_path)
 
 
 def _any(predicates: list[str]) -> str:
@@ -139,29 +138,46 @@ def _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, q
     con.execute(f"COPY ({quarantined}) TO {quote_literal(quarantine_path)} (FORMAT parquet, COMPRESSION snappy)")
 
 
-def _rule_results(con, spec, catalog, rules, row_rules) -> list[RuleResult]:
-    """Every rule's result; all row-level counts come from one aggregate pass over the batch."""
+def _rule_results(con, spec, rules, row_rules, kept_path: str) -> list[RuleResult]:
+    """Every rule's result, counted from the outputs rather than by judging the batch once more: a row that
+    fails a blocking rule or has a load or type error is among the quarantined rows (`rejected_rows`, which keep
+    every rule's verdict), and a kept row that fails another rule carries that rule's text in `_flags`."""
     typed = _typed_columns(spec)
     counts = ["count(*)", "count(*) FILTER (WHERE len(_load_errors) > 0)"]
     counts += [
         f"count(*) FILTER (WHERE list_contains(_type_errors, {quote_literal(_invalid_reason(c))}))" for c in typed
     ]
-    for rule in row_rules:
-        where = getattr(rule.node, "where", None)
-        counts += [f"count(*) FILTER (WHERE _fail_{rule.index})", f"count(*) FILTER (WHERE {where})" if where else "0"]
-    values = iter(con.execute(f"SELECT {', '.join(counts)} FROM evaluated").fetchone())
-    total, load_failed = next(values), next(values)
-    results = [_schema_result(spec, column, total, next(values)) for column in typed]
+    counts += [f"count(*) FILTER (WHERE _fail_{rule.index})" for rule in row_rules]
+    values = iter(con.execute(f"SELECT {', '.join(counts)} FROM rejected_rows").fetchone())
+    rejected, load_failed = next(values), next(values)
+    type_failed = [next(values) for _ in typed]
+    failed = {rule.index: next(values) for rule in row_rules}
+    flagged = [rule for rule in row_rules if rule.severity != "blocking"]
+    kept_counts = ["count(*)"]
+    kept_counts += [f"count(*) FILTER (WHERE list_contains(_flags, {quote_literal(rule.text)}))" for rule in flagged]
+    values = iter(con.execute(f"SELECT {', '.join(kept_counts)} FROM {_parquet(kept_path)}").fetchone())
+    total = rejected + next(values)
+    for rule in flagged:
+        failed[rule.index] += next(values)
+    evaluated = _evaluated_where(con, row_rules)
+    results = [_schema_result(spec, column, total, n) for column, n in zip(typed, type_failed, strict=True)]
     results.append(_load_result(spec, total, load_failed))
-    judged = {rule.index: (next(values), next(values)) for rule in row_rules}
     for rule in rules:
-        if rule.index in judged:
-            failed, evaluated_where = judged[rule.index]
-            evaluated = evaluated_where if getattr(rule.node, "where", None) else total
-            results.append(_result(rule, evaluated, failed))
+        if rule.index in failed:
+            results.append(_result(rule, evaluated.get(rule.index, total), failed[rule.index]))
         else:
             results.append(_metric_result(con, rule, total))
     return results
+
+
+def _evaluated_where(con, row_rules) -> dict[int, int]:
+    """How many of the batch's rows each rule with a `where` clause evaluated (one pass, those columns only)."""
+    wheres = [(rule.index, rule.node.where) for rule in row_rules if getattr(rule.node, "where", None)]
+    if not wheres:
+        return {}
+    counts = ", ".join(f"count(*) FILTER (WHERE {where})" for _, where in wheres)
+    values = con.execute(f"SELECT {counts} FROM {PRIMARY}").fetchone()
+    return {index: value for (index, _), value in zip(wheres, values, strict=True)}
 
 
 def _result(rule: DQRule, evaluated: int, failed: int) -> RuleResult:
