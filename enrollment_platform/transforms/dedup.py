@@ -26,8 +26,10 @@ def ranked_sql(spec: DatasetSpec, last_modified: str, source: str, state: str | 
         f"SELECT {key} AS k, {modified} AS modified, _source_file AS file, _source_row AS line, 1 AS in_batch "
         f"FROM {source} WHERE {keyed}"
     )
-    if state is not None:
-        candidates += f" UNION ALL SELECT {key}, {modified}, _source_file, _source_row, 0 FROM {state}"
+    if state is not None:  # only the state's rows of keys the batch brings can compete with a batch row
+        batch_keys = f"SELECT {key} FROM {source} WHERE {keyed}"
+        state_rows = f"SELECT {key}, {modified}, _source_file, _source_row, 0 FROM {state}"
+        candidates += f" UNION ALL {state_rows} WHERE {key} IN ({batch_keys})"
     # DESC NULLS LAST on modified, then file, line, batch over state: the greatest ranking struct wins.
     rank = (
         "struct_pack(n := modified IS NOT NULL, m := coalesce(modified, '-infinity'::TIMESTAMP), "
