@@ -8,6 +8,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+_SHARED: dict[tuple[str, int, str], duckdb.DuckDBPyConnection] = {}  # the process's databases, by settings
+_SHARED_LOCK = threading.Lock()
+
 
 class DuckDBEngine(dg.ConfigurableResource):
     """Opens in-memory DuckDB connections that read and write the lake's Parquet files."""
@@ -26,7 +29,15 @@ class DuckDBEngine(dg.ConfigurableResource):
         start a database of its own."""
         if threads or share > 1 or private:
             return self._configured(duckdb.connect(), threads, share)
-        return _shared_database(self.memory_limit, self.threads, self.temp_directory).cursor()
+        return self._shared().cursor()
+
+    def _shared(self) -> duckdb.DuckDBPyConnection:
+        """The process's database for these settings, started on first use."""
+        settings = (self.memory_limit, self.threads, self.temp_directory)
+        with _SHARED_LOCK:
+            if settings not in _SHARED:
+                _SHARED[settings] = self._configured(duckdb.connect())
+            return _SHARED[settings]
 
     def _configured(self, con: duckdb.DuckDBPyConnection, threads: int = 0, share: int = 1):
         con.execute(f"SET memory_limit = '{_memory_share(self.memory_limit, share)}'")
@@ -41,20 +52,6 @@ class DuckDBEngine(dg.ConfigurableResource):
     def workers(self) -> int:
         """How many independent pieces of work (e.g. raw files) to run side by side, each on one thread."""
         return max(1, int(self.threads or os.cpu_count() or 1))
-
-
-_SHARED: dict[tuple[str, int, str], duckdb.DuckDBPyConnection] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def _shared_database(memory_limit: str, threads: int, temp_directory: str) -> duckdb.DuckDBPyConnection:
-    """The process's database for these settings, started on first use."""
-    settings = (memory_limit, threads, temp_directory)
-    with _SHARED_LOCK:
-        if settings not in _SHARED:
-            engine = DuckDBEngine(memory_limit=memory_limit, threads=threads, temp_directory=temp_directory)
-            _SHARED[settings] = engine._configured(duckdb.connect())
-        return _SHARED[settings]
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
