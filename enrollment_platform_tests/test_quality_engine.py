@@ -230,10 +230,15 @@ TYPE_ERROR = "enrollment_date: value is not a valid date"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=frames, errors=st.lists(st.sampled_from(["none", "type", "load", "duplicate"]), min_size=25, max_size=25))
+@given(
+    rows=frames,
+    errors=st.lists(st.sampled_from(["none", "type", "load", "line", "duplicate"]), min_size=25, max_size=25),
+)
 def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, errors, tmp_path_factory):
-    """Blocking, warn and nullify rules, `where` clauses, load and type errors and set-aside duplicates: each
-    rule's evaluated and failed rows are what judging every kept candidate row says."""
+    """Blocking, warn and nullify rules, `where` clauses, load and type errors, lines the reader rejected and
+    set-aside duplicates: each rule's evaluated and failed rows are what judging every kept candidate row says,
+    and the kept rows are exactly the candidates that fail no blocking rule and carry no error. A rejected line
+    is numbered by file line, so its number can be a parsed row's; that row must not be taken for it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -248,9 +253,9 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
     lists = pa.list_(pa.string())
     columns |= {
         "_source_file": pa.array(["f.csv"] * len(rows)),
-        "_source_row": pa.array(range(len(rows)), pa.int64()),
-        "_raw_line": pa.array([None] * len(rows), pa.string()),
-        "_load_errors": pa.array([["bad line"] if k == "load" else [] for k in kinds], lists),
+        "_source_row": pa.array([(i + 1) % len(rows) if k == "line" else i for i, k in enumerate(kinds)], pa.int64()),
+        "_raw_line": pa.array(["a,b,c" if k == "line" else None for k in kinds], pa.string()),
+        "_load_errors": pa.array([["bad line"] if k in ("load", "line") else [] for k in kinds], lists),
         "_type_errors": pa.array([[TYPE_ERROR] if k == "type" else [] for k in kinds], lists),
         "_flags": pa.array([[] for _ in kinds], lists),
         "_exact_duplicate": pa.array([False] * len(rows)),
@@ -278,5 +283,11 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
             continue
         where = getattr(rule.node, "where", None)
         assert got[rule.rule_id] == (where_counts[where] if where else len(candidates), len(failures[rule.rule_id]))
-    assert got["enrollments.load"] == (len(candidates), kinds.count("load"))
+    assert got["enrollments.load"] == (len(candidates), kinds.count("load") + kinds.count("line"))
     assert got["enrollments.type.enrollment_date"] == (len(candidates), kinds.count("type"))
+    numbers = [i for i, kind in enumerate(kinds) if kind != "duplicate"]  # candidate position -> source row
+    blocking = {i for r in rules if r.rule_id in failures and r.severity == "blocking" for i in failures[r.rule_id]}
+    quarantined = {numbers[i] for i in blocking} | {i for i, kind in enumerate(kinds) if kind in ("type", "load")}
+    kept = pq.read_table(folder / "kept.parquet").column("_source_row").to_pylist()
+    assert sorted(kept) == [i for i in numbers if i not in quarantined and kinds[i] != "line"]
+    assert pq.read_metadata(folder / "quarantine.parquet").num_rows == len(candidates) - len(kept)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from enrollment_platform.config import load_catalog
 from enrollment_platform.transforms.read_raw import stage_raw_file
@@ -98,3 +100,29 @@ def test_json_numbers_and_parquet_values_become_text(tmp_path):
     con.execute(f"COPY (SELECT 7 AS e_id, 3 AS s_id, 101 AS c_id, 99.5 AS marks) TO '{parquet}' (FORMAT parquet)")
     report = stage_raw_file(con, parquet, "p.parquet", load_catalog().datasets["enrollments"], tmp_path / "o.parquet")
     assert report.rows == 1 and report.status == "ok"
+
+
+# whole characters, and lone lead and continuation bytes that only make a character when nothing comes between
+_TEXT_PIECES = st.sampled_from([b"a", b"ascii, ", b"\n", "é".encode(), "€".encode(), "😀".encode(), b"\xc3", b"\xa9"])
+
+
+@settings(max_examples=300, deadline=None)
+@example(pieces=[b"\xc3", b"a", b"\xa9"], head=1, chunk=1)  # an ASCII chunk between a lead byte and its tail
+@given(pieces=st.lists(_TEXT_PIECES, max_size=40), head=st.integers(1, 8), chunk=st.integers(1, 8))
+def test_the_utf8_check_equals_decoding_the_whole_file(pieces, head, chunk, tmp_path_factory):
+    """Skipping plain ASCII chunks changes no verdict, whatever the chunk borders split (multi-byte sequences
+    across chunks included): UTF-8 exactly when the whole content decodes."""
+    from enrollment_platform.transforms import read_raw
+
+    content = b"".join(pieces)
+    path = tmp_path_factory.mktemp("utf8") / "file.csv"
+    path.write_bytes(content)
+    try:
+        content.decode("utf-8")
+        expected = "utf-8"
+    except UnicodeDecodeError:
+        expected = "latin-1"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_raw, "_SNIFF_BYTES", head)
+        patch.setattr(read_raw, "_CHUNK_BYTES", chunk)
+        assert read_raw.sniff_encoding(path) == expected

@@ -131,3 +131,25 @@ def test_a_health_check_that_raises_fails_the_step_after_the_other_reports(tmp_p
 )
 def test_the_rule_checks_read_only_the_referenced_columns(rules, expected):
     assert reference_columns(parse_ruleset(rules).rules) == expected
+
+
+def materialize_curated(instance: dg.DagsterInstance, rows_out: int, state_rows: int) -> None:
+    metadata = {"rows_out": rows_out, "state_rows": state_rows}
+    instance.report_runless_asset_event(dg.AssetMaterialization(CURATED, metadata=metadata))
+
+
+def test_row_count_drop_compares_the_curated_state_not_the_batch(tmp_path):
+    """A small daily batch after a large first load is no drop; a state that lost most of its rows is."""
+    checks = build_curated_health_checks("instructors", 0.5)
+    job = dg.define_asset_job("health", selection=dg.AssetSelection.checks(dg.AssetCheckKey(CURATED, "row_count_drop")))
+    defs = dg.Definitions(
+        assets=[dg.AssetSpec(CURATED)], asset_checks=[checks], jobs=[job], resources={"lake": LocalLake(root=str(tmp_path))}
+    )
+    with dg.instance_for_test() as instance:
+        materialize_curated(instance, rows_out=1000, state_rows=1000)
+        materialize_curated(instance, rows_out=10, state_rows=1008)  # day two: 10 rows in, 8 of them new
+        daily = defs.resolve_job_def("health").execute_in_process(instance=instance)
+        materialize_curated(instance, rows_out=5, state_rows=400)  # newer versions quarantined removed most rows
+        shrunk = defs.resolve_job_def("health").execute_in_process(instance=instance)
+    assert evaluated(daily) == {"row_count_drop": True}
+    assert evaluated(shrunk) == {"row_count_drop": False}

@@ -54,6 +54,7 @@ class Reconciliation:
 
 
 RECONCILED = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
+STATE_ROWS = "state_rows"  # metadata: the rows of the curated state once the batch is merged
 
 
 def reconcile(lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str) -> Reconciliation:
@@ -240,7 +241,7 @@ def build_curated_asset(dataset: str) -> dg.AssetsDefinition:
             "engine": str(values.get("engine", "duckdb")),  # a launched step reports its own
             "reconciled": dg.MetadataValue.bool(counts.balanced),
             "rows_replaced": dg.MetadataValue.int(int(values["rows_replaced"])),
-            "state_rows": dg.MetadataValue.int(int(values["state_rows"])),
+            STATE_ROWS: dg.MetadataValue.int(int(values[STATE_ROWS])),
             "path": dg.MetadataValue.path(curated_state_path(lake, dataset)),
         }
         if not counts.balanced:

@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from enrollment_platform.assets.common import batch_of, key, staged
-from enrollment_platform.assets.curated import state_version
+from enrollment_platform.assets.curated import STATE_ROWS, state_version
 from enrollment_platform.assets.deduped import curated_state_path
 from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog, load_quality_settings
@@ -208,11 +208,13 @@ def by_state_version(lake: LocalLake, dataset: str, name: str, compute: Callable
 
 
 def row_count_drop_check(dataset: str, max_drop: float) -> tuple[str, HealthCheck]:
-    """Warn when the curated row count fell by more than `max_drop` (a share) against the previous run."""
+    """Warn when the curated state's row count fell by more than `max_drop` (a share) against the previous
+    materialization. The state's count (`state_rows`), not the batch's rows out: a small daily batch after a large
+    first load is no drop."""
 
     def evaluate(context: dg.AssetCheckExecutionContext, lake: LocalLake) -> dg.AssetCheckResult:
         records = context.instance.fetch_materializations(key("curated", dataset), limit=2).records
-        counts = [r.asset_materialization.metadata.get("rows_out") for r in records if r.asset_materialization]
+        counts = [r.asset_materialization.metadata.get(STATE_ROWS) for r in records if r.asset_materialization]
         counts = [c.value for c in counts if c is not None]
         if len(counts) < 2 or not counts[1]:
             current = counts[0] if counts else None
@@ -227,7 +229,7 @@ def row_count_drop_check(dataset: str, max_drop: float) -> tuple[str, HealthChec
             metadata={"previous": previous, "current": current, "drop": round(drop, 4)},
         )
 
-    return f"rows_out fell by at most {max_drop:.0%} against the previous materialization.", evaluate
+    return f"the curated state's rows fell by at most {max_drop:.0%} against the previous materialization.", evaluate
 
 
 def build_curated_health_checks(

@@ -29,6 +29,7 @@ SUPPORTED_SUFFIXES = {
 }
 LINEAGE_COLUMNS = ("_source_file", "_source_row", "_raw_line", "_load_errors")
 _SNIFF_BYTES = 64 * 1024
+_CHUNK_BYTES = 1 << 20  # the UTF-8 check reads the rest of the file in chunks of this size
 
 
 @dataclass
@@ -74,12 +75,17 @@ def sniff_encoding(path: Path) -> str:
 
 
 def _validate_utf8(handle, head: bytes) -> None:
+    """Raises UnicodeDecodeError unless the whole file is UTF-8. A plain ASCII chunk (most of them) is valid as
+    it is, so it is decoded only when a multi-byte sequence is open: the ASCII test is about ten times cheaper
+    than decoding, and decoding every chunk held the GIL for about 2 s of a 10 M-row raw step."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
-    decoder.decode(head)
-    while chunk := handle.read(1 << 20):
-        decoder.decode(chunk)
+    chunk = head
+    while chunk:
+        if not (chunk.isascii() and decoder.getstate()[0] == b""):
+            decoder.decode(chunk)
+        chunk = handle.read(_CHUNK_BYTES)
     decoder.decode(b"", final=True)
 
 
