@@ -243,6 +243,7 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
     import pyarrow.parquet as pq
 
     from enrollment_platform.config import load_catalog
+    from enrollment_platform.transforms.dedup import kept_candidates_sql
     from enrollment_platform.transforms.validate import validate_dataset
 
     spec = load_catalog().datasets["enrollments"]
@@ -259,15 +260,16 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
         "_type_errors": pa.array([[TYPE_ERROR] if k == "type" else [] for k in kinds], lists),
         "_flags": pa.array([[] for _ in kinds], lists),
         "_exact_duplicate": pa.array([False] * len(rows)),
-        "_duplicate_reason": pa.array(["superseded" if k == "duplicate" else None for k in kinds], pa.string()),
     }
     folder = tmp_path_factory.mktemp("validate")
-    deduped = str(folder / "deduped.parquet")
-    pq.write_table(pa.table(columns), deduped)
+    standardized, set_aside = str(folder / "standardized.parquet"), str(folder / "set_aside.parquet")
+    pq.write_table(pa.table(columns), standardized)
+    duplicates = pa.table(columns).filter(pa.array([k == "duplicate" for k in kinds], pa.bool_()))
+    pq.write_table(duplicates.append_column("_duplicate_reason", pa.array(["superseded"] * len(duplicates))), set_aside)
     con = duckdb.connect()
     results = validate_dataset(
-        con, spec, rules, deduped, {}, f"read_parquet('{deduped}')", "run",
-        str(folder / "kept.parquet"), str(folder / "quarantine.parquet"),
+        con, spec, rules, kept_candidates_sql(f"'{standardized}'", f"'{set_aside}'"), {},
+        f"read_parquet('{standardized}')", "run", str(folder / "kept.parquet"), str(folder / "quarantine.parquet"),
     )  # fmt: skip
     got = {r.rule_id: (r.evaluated, r.failed) for r in results}
     candidates = [row for row, kind in zip(rows, kinds, strict=True) if kind != "duplicate"]

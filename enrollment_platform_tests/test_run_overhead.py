@@ -143,7 +143,10 @@ def test_row_count_drop_compares_the_curated_state_not_the_batch(tmp_path):
     checks = build_curated_health_checks("instructors", 0.5)
     job = dg.define_asset_job("health", selection=dg.AssetSelection.checks(dg.AssetCheckKey(CURATED, "row_count_drop")))
     defs = dg.Definitions(
-        assets=[dg.AssetSpec(CURATED)], asset_checks=[checks], jobs=[job], resources={"lake": LocalLake(root=str(tmp_path))}
+        assets=[dg.AssetSpec(CURATED)],
+        asset_checks=[checks],
+        jobs=[job],
+        resources={"lake": LocalLake(root=str(tmp_path))},
     )
     with dg.instance_for_test() as instance:
         materialize_curated(instance, rows_out=1000, state_rows=1000)

@@ -26,7 +26,12 @@ from enrollment_platform.assets.common import (
     step_arguments,
     write_query,
 )
-from enrollment_platform.assets.deduped import curated_parts, curated_state_path, curated_state_uri
+from enrollment_platform.assets.deduped import (
+    curated_parts,
+    curated_state_path,
+    curated_state_uri,
+    kept_candidates_source,
+)
 from enrollment_platform.assets.raw import launches_job, staged_raw_files, staged_raw_uris
 from enrollment_platform.assets.redacted import restricted_path, restricted_tables
 from enrollment_platform.assets.validated import quarantine_parts
@@ -65,7 +70,7 @@ def reconcile(lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str) -
             rows_in=count_rows(con, staged_raw_files(lake, dataset, batch)),
             rows_out=count_rows(con, staged(lake, "redacted", dataset, batch)),
             rows_quarantined=count_rows(con, lake.path(*quarantine_parts(lake, dataset, batch))),
-            rows_duplicate=count_rows(con, staged(lake, "deduped", dataset, batch), "_duplicate_reason IS NOT NULL"),
+            rows_duplicate=count_rows(con, staged(lake, "deduped", dataset, batch)),  # the rows set aside
         )
     finally:
         con.close()
@@ -82,10 +87,8 @@ def merge_sql(state: str | None, batch_rows: str, winners: str, key_column: str)
 def _winners(lake: LocalLake, dataset: str, batch: str) -> str:
     """Keys the batch brought a newest version of (kept or quarantined)."""
     primary_key = load_catalog().datasets[dataset].primary_key
-    deduped = read_parquet(staged(lake, "deduped", dataset, batch))
-    return (
-        f'(SELECT "{primary_key}" AS k FROM {deduped} WHERE _duplicate_reason IS NULL AND "{primary_key}" IS NOT NULL)'
-    )
+    kept = kept_candidates_source(lake, dataset, batch)
+    return f'(SELECT "{primary_key}" AS k FROM {kept} WHERE "{primary_key}" IS NOT NULL)'
 
 
 def state_version(path: str) -> str:
@@ -202,6 +205,7 @@ def _launch_curate(context, lake, job_runner: JobRunner, dataset: str, batch: st
         "output": lake.uri(*curated_parts(dataset)),
         "state": curated_state_uri(lake, dataset),
         "deduped": lake.uri(*staged_parts("deduped", dataset, batch)),
+        "standardized": lake.uri(*staged_parts("standardized", dataset, batch)),
         "staged_raw": staged_raw_uris(lake, dataset, batch),
         "quarantine_output": lake.uri(*quarantine_parts(lake, dataset, batch)),
         "restricted": ",".join(f"{table}={value}" for table, value in restricted.items()) or None,

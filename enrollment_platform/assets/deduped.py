@@ -1,7 +1,8 @@
 """Deduplicated layer: exact duplicates and superseded versions of a record are set aside, with a reason.
 
 A batch row is compared with the batch and with the curated state of earlier batches, so the newest version of
-a record wins whatever order the files arrived in.
+a record wins whatever order the files arrived in. The zone holds the rows set aside; the kept rows are the
+standardized rows not among them (`transforms.dedup.kept_candidates_sql`).
 """
 
 import dagster as dg
@@ -23,7 +24,7 @@ from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.transforms.dedup import ranked_sql
+from enrollment_platform.transforms.dedup import kept_candidates_sql, set_aside_sql
 
 
 def curated_parts(dataset: str) -> list[str]:
@@ -44,11 +45,17 @@ def curated_state_uri(lake: LocalLake, dataset: str) -> str | None:
     return lake.uri(*curated_parts(dataset)) if lake.exists(*curated_parts(dataset)) else None
 
 
+def kept_candidates_source(lake: LocalLake, dataset: str, batch: str) -> str:
+    """The batch's rows dedup kept (a SQL relation): standardized rows not set aside."""
+    standardized = read_parquet(staged(lake, "standardized", dataset, batch))
+    return kept_candidates_sql(standardized, read_parquet(staged(lake, "deduped", dataset, batch)))
+
+
 def build_deduped_asset(dataset: str) -> dg.AssetsDefinition:
     @layer_asset(
         "deduped",
         dataset,
-        f"{dataset}: one row per record; removed duplicates keep the reason and the row they lost to.",
+        f"{dataset}: the rows set aside as duplicates, each with the reason and the row it lost to.",
         deps=[key("standardized", dataset)],
     )
     def deduped_asset(
@@ -65,16 +72,14 @@ def build_deduped_asset(dataset: str) -> dg.AssetsDefinition:
             return job_runner.run(context, "dedup", step_arguments(context, lake, "dedup", dataset, batch, **paths))
         source = read_parquet(staged(lake, "standardized", dataset, batch))
         state = curated_state_source(lake, dataset)
-        query = ranked_sql(catalog.datasets[dataset], catalog.last_modified_column, source, state)
-        rows = write_query(engine, lake, query, *staged_parts("deduped", dataset, batch))
+        query = set_aside_sql(catalog.datasets[dataset], catalog.last_modified_column, source, state)
+        duplicates = write_query(engine, lake, query, *staged_parts("deduped", dataset, batch))
         con = engine.connect()
-        output = staged(lake, "deduped", dataset, batch)
-        duplicates = count_rows(con, output, "_duplicate_reason IS NOT NULL")
-        exact = count_rows(con, output, "_exact_duplicate")
+        exact = count_rows(con, staged(lake, "deduped", dataset, batch), "_exact_duplicate")
         con.close()
         return dg.MaterializeResult(
             metadata={
-                "rows": dg.MetadataValue.int(rows),
+                "rows": dg.MetadataValue.int(duplicates),
                 "rows_duplicate": dg.MetadataValue.int(duplicates),
                 "exact_duplicates": dg.MetadataValue.int(exact),
                 "superseded_versions": dg.MetadataValue.int(duplicates - exact),

@@ -15,11 +15,10 @@ from enrollment_platform.assets.common import (
     key,
     layer_asset,
     markdown_table,
-    staged,
     staged_parts,
     step_arguments,
 )
-from enrollment_platform.assets.deduped import curated_state_source, curated_state_uri
+from enrollment_platform.assets.deduped import curated_state_source, curated_state_uri, kept_candidates_source
 from enrollment_platform.assets.raw import launches_job, staged_raw_source, staged_raw_uris
 from enrollment_platform.bookmarks import batch_content_id
 from enrollment_platform.config import load_catalog
@@ -93,7 +92,7 @@ def _validate_in_process(context, lake, engine, dataset: str, batch: str, rules,
                 con,
                 catalog.datasets[dataset],
                 rules,
-                deduped_path=staged(lake, "deduped", dataset, batch),
+                candidates=kept_candidates_source(lake, dataset, batch),
                 references={r: reference_source(lake, r) for r in references},
                 staged_raw=staged_raw_source(lake, dataset, batch),
                 run_id=context.run.run_id,
@@ -110,7 +109,8 @@ def _step_arguments(context, lake, dataset: str, batch: str, references: list[st
     """The launched validate step's inputs and outputs (the same lake objects the DuckDB body uses)."""
     given = {name: curated_state_uri(lake, name) for name in references}
     paths = {
-        "input": lake.uri(*staged_parts("deduped", dataset, batch)),
+        "input": lake.uri(*staged_parts("standardized", dataset, batch)),
+        "deduped": lake.uri(*staged_parts("deduped", dataset, batch)),
         "output": lake.uri(*staged_parts("validated", dataset, batch)),
         "staged_raw": staged_raw_uris(lake, dataset, batch),
         "quarantine_output": lake.uri(*quarantine_parts(lake, dataset, batch)),

@@ -62,22 +62,20 @@ def validate_dataset(
     con: duckdb.DuckDBPyConnection,
     spec: DatasetSpec,
     rules: tuple[DQRule, ...],
-    deduped_path: str,
+    candidates: str,
     references: dict[str, str],
     staged_raw: str,
     run_id: str,
     kept_path: str,
     quarantine_path: str,
 ) -> list[RuleResult]:
-    """Split the deduplicated rows into kept (with nulled values and flags) and quarantined rows.
+    """Split the rows dedup kept (`candidates`, a SQL relation) into kept rows (with nulled values and flags) and
+    quarantined rows.
 
     `references` maps each dataset a ReferentialIntegrity rule names to a SQL relation of its rows, and
     `staged_raw` is the relation of the batch's original text rows (the quarantine shows them).
     """
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {PRIMARY} AS SELECT * FROM {_parquet(deduped_path)} "
-        "WHERE _duplicate_reason IS NULL"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {PRIMARY} AS SELECT * FROM {candidates}")
     for name, source in references.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {source}")
     row_rules = [r for r in rules if rule_judges_rows(r.node)]

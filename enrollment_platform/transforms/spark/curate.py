@@ -9,13 +9,9 @@ from pyspark.sql import functions as F
 from enrollment_platform.transforms.spark.io import read_parquet, write_parquet
 
 
-def winners_frame(deduped: DataFrame, primary_key: str) -> DataFrame:
-    """Keys the batch brought a newest version of (kept or quarantined)."""
-    return (
-        deduped.where(F.col("_duplicate_reason").isNull() & F.col(primary_key).isNotNull())
-        .select(F.col(primary_key).alias("_winner"))
-        .distinct()
-    )
+def winners_frame(kept_candidates: DataFrame, primary_key: str) -> DataFrame:
+    """Keys the batch brought a newest version of (kept or quarantined): those of the rows dedup kept."""
+    return kept_candidates.where(F.col(primary_key).isNotNull()).select(F.col(primary_key).alias("_winner")).distinct()
 
 
 def merged_frame(state: DataFrame | None, batch_rows: DataFrame, winners: DataFrame, key_column: str) -> DataFrame:
@@ -53,7 +49,7 @@ def reconciliation(
         "rows_in": read_parquet(spark, staged_raw).count() if staged_raw else 0,
         "rows_out": read_parquet(spark, redacted).count(),
         "rows_quarantined": read_parquet(spark, quarantine).count(),
-        "rows_duplicate": read_parquet(spark, deduped).where(F.col("_duplicate_reason").isNotNull()).count(),
+        "rows_duplicate": read_parquet(spark, deduped).count(),  # the rows set aside
     }
     balanced = counts["rows_in"] == counts["rows_out"] + counts["rows_quarantined"] + counts["rows_duplicate"]
     return {**counts, "reconciled": balanced}

@@ -83,7 +83,24 @@ def dedup(
     out_path: str,
     state: str | None = None,
 ) -> int:
-    """Rank the standardized Parquet rows (against the curated state file, when given) into `out_path`."""
+    """Rank the standardized Parquet rows (against the curated state file, when given); write the rows set aside
+    to `out_path` (the deduped zone, as `transforms.dedup.set_aside_sql`) and return how many."""
     state_frame = read_parquet(spark, state) if state is not None else None
     ranked = ranked_frame(spec, last_modified, read_parquet(spark, standardized), state_frame)
-    return write_parquet(ranked, out_path, order_by=LINEAGE)
+    return write_parquet(ranked.where(F.col("_duplicate_reason").isNotNull()), out_path, order_by=LINEAGE)
+
+
+def kept_candidates_frame(standardized: DataFrame, set_aside: DataFrame) -> DataFrame:
+    """The standardized rows dedup kept (as `transforms.dedup.kept_candidates_sql`): those not set aside, a row
+    being its file, row number and whether it is a line the reader rejected."""
+    d = set_aside.select(
+        F.col("_source_file").alias("_d_file"),
+        F.col("_source_row").alias("_d_row"),
+        F.col("_raw_line").isNull().alias("_d_parsed"),
+    )
+    same_row = (
+        (standardized["_source_file"] == d["_d_file"])
+        & (standardized["_source_row"] == d["_d_row"])
+        & (standardized["_raw_line"].isNull() == d["_d_parsed"])
+    )
+    return standardized.join(d, same_row, "left_anti")

@@ -28,7 +28,7 @@ LAYER = {
     "redact": "redacted",
     "curate": "curated",
 }
-PREVIOUS = {"dedup": "standardized", "validate": "deduped", "redact": "validated", "curate": "redacted"}
+PREVIOUS = {"dedup": "standardized", "validate": "standardized", "redact": "validated", "curate": "redacted"}
 RECONCILIATION = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate", "reconciled")
 
 
@@ -47,7 +47,8 @@ def parse_args(step: str, argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quarantine_output", default=None, help="validate: output; curate: input")
     parser.add_argument("--results_output", default=None, help="validate: the run's dq_results file")
     parser.add_argument("--references", default=None, help="validate: name=path,... of referenced datasets")
-    parser.add_argument("--deduped", default=None, help="curate: the batch's deduplicated rows")
+    parser.add_argument("--deduped", default=None, help="validate, curate: the batch's rows set aside by dedup")
+    parser.add_argument("--standardized", default=None, help="curate: the batch's standardized rows")
     parser.add_argument("--restricted", default=None, help="redact: table=path,...; curate: table=batch|state,...")
     parser.add_argument("--pii_key_secret", default=None, help="redact: AWS Secrets Manager id of the HMAC key")
     args, _unknown = parser.parse_known_args(argv)  # Glue adds --JOB_ID, --TempDir, --job-bookmark-option, ...
@@ -117,17 +118,8 @@ def _dedup(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
 
     catalog = load_catalog()
     rows = dedup(spark, catalog.datasets[args.dataset], catalog.last_modified_column, inputs, output, _state(args))
-    counts = (
-        read_parquet(spark, output)
-        .agg(F.count_if(F.col("_duplicate_reason").isNotNull()), F.count_if("_exact_duplicate"))
-        .collect()[0]
-    )
-    return {
-        "rows": rows,
-        "rows_duplicate": counts[0],
-        "exact_duplicates": counts[1],
-        "superseded_versions": counts[0] - counts[1],
-    }
+    exact = read_parquet(spark, output).where(F.col("_exact_duplicate")).count()
+    return {"rows": rows, "rows_duplicate": rows, "exact_duplicates": exact, "superseded_versions": rows - exact}
 
 
 def _validate(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
@@ -144,8 +136,9 @@ def _validate(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
     }
     quarantine = _quarantine(args)
     spec = catalog.datasets[args.dataset]
+    set_aside = args.deduped or _staged(args, "deduped")
     results = validate(
-        spark, spec, catalog, rules, inputs, references, _staged_raw(args), args.run_id, output, quarantine
+        spark, spec, catalog, rules, inputs, set_aside, references, _staged_raw(args), args.run_id, output, quarantine
     )
     results_output = args.results_output or _lake(
         args, "dq_results", f"dataset={args.dataset}", f"run_id={args.run_id}", "results.parquet"
@@ -198,11 +191,14 @@ def _redact(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
 
 def _curate(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
     from enrollment_platform.transforms.spark.curate import merge_into_state, reconciliation, winners_frame
+    from enrollment_platform.transforms.spark.dedup import kept_candidates_frame
     from enrollment_platform.transforms.spark.io import read_parquet
 
     primary_key = load_catalog().datasets[args.dataset].primary_key
     deduped = args.deduped or _staged(args, "deduped")
-    winners = winners_frame(read_parquet(spark, deduped), primary_key).cache()
+    standardized = args.standardized or _staged(args, "standardized")
+    kept = kept_candidates_frame(read_parquet(spark, standardized), read_parquet(spark, deduped))
+    winners = winners_frame(kept, primary_key).cache()
     state_rows, replaced = merge_into_state(spark, _state(args), inputs[0], winners, primary_key, output)
     for key_column, batch_path, target, state in _restricted_merges(args).values():
         merge_into_state(spark, state, batch_path, winners, key_column, target)

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from enrollment_platform.config import Catalog, DatasetSpec
 from enrollment_platform.quality.rules import DQRule
 from enrollment_platform.quality.sql_compiler import UnsupportedRule, rule_judges_rows
+from enrollment_platform.transforms.spark.dedup import kept_candidates_frame
 from enrollment_platform.transforms.spark.io import LINEAGE, read_parquet, write_parquet
 from enrollment_platform.transforms.spark.rules import (
     condition_holds,
@@ -35,10 +36,9 @@ def _text_list(items: list[tuple[Column, str]]) -> Column:
 
 
 def evaluate(
-    spec: DatasetSpec, rules: tuple[DQRule, ...], deduped: DataFrame, references: dict[str, DataFrame]
+    spec: DatasetSpec, rules: tuple[DQRule, ...], primary: DataFrame, references: dict[str, DataFrame]
 ) -> tuple[DataFrame, list[DQRule]]:
-    """The kept candidates (`_duplicate_reason IS NULL`) with one `_fail_<index>` column per row rule."""
-    primary = deduped.where(F.col("_duplicate_reason").isNull())
+    """The rows dedup kept (`primary`) with one `_fail_<index>` column per row rule."""
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
     prepared, _ = prepare_references(primary, [r.node for r in rules], references)  # dataset rules read them too
     fails = [row_fail_column(r.node).alias(f"_fail_{r.index}") for r in row_rules]
@@ -169,20 +169,23 @@ def validate(
     spec: DatasetSpec,
     catalog: Catalog,
     rules: tuple[DQRule, ...],
-    deduped_path: str | list[str],
+    standardized_path: str | list[str],
+    set_aside_path: str,
     references: dict[str, str | DataFrame | None],
     staged_raw: str | list[str],
     run_id: str,
     kept_path: str,
     quarantine_path: str,
 ) -> list[RuleResult]:
-    """Split the deduplicated rows into kept (nulled values, flags) and quarantined rows; return rule results.
+    """Split the rows dedup kept (the standardized rows not set aside) into kept rows (nulled values, flags) and
+    quarantined rows; return rule results.
 
     `references` maps each dataset a ReferentialIntegrity rule names to its curated Parquet path (or a
     DataFrame; None when nothing is curated yet: no key is known), `staged_raw` the batch's staged raw files.
     """
     frames = {name: _reference_frame(spark, catalog, name, source) for name, source in references.items()}
-    evaluated, row_rules = evaluate(spec, rules, read_parquet(spark, deduped_path), frames)
+    candidates = kept_candidates_frame(read_parquet(spark, standardized_path), read_parquet(spark, set_aside_path))
+    evaluated, row_rules = evaluate(spec, rules, candidates, frames)
     evaluated = evaluated.cache()
     try:
         judged = judged_frame(evaluated, row_rules)
