@@ -21,7 +21,7 @@ from enrollment_platform.quality.rules import DQRule
 from enrollment_platform.quality.sql_compiler import rule_judges_rows
 
 CHUNK_ROWS = 5_000_000  # rows per chunk: pandera costs ~0.25 s per frame it validates, whatever its size (10 M
-# rows: 2 M-row chunks 8.5 s, 5 M 6.1 s, whole 6.2 s; the chunk bounds the memory)
+# rows: 2 M-row chunks 8.5 s, 5 M 6.1 s, whole 6.2 s, before polars read the chunks; the chunk bounds the memory)
 SAMPLE_KEYS = 10
 CROSS_ROW_RULES = ("IsPrimaryKey", "IsUnique")
 
@@ -75,13 +75,18 @@ def _columns(path: str, rules: list[DQRule], primary_key: str) -> list[str] | No
 
 
 def _chunks(path: str, columns: list[str] | None, rows: int | None) -> Iterator[pl.DataFrame]:
-    """The file's rows, `rows` at a time (all at once for None); one empty frame for an empty file."""
-    parquet = pq.ParquetFile(path)
-    if rows is None or parquet.metadata.num_rows == 0:
-        yield pl.from_arrow(parquet.read(columns=columns))
+    """The file's rows, `rows` at a time (all at once for None); one empty frame for an empty file. Polars' own
+    reader, sliced (it reads only the row groups a slice needs): 10 M rows of the enrollment rules' columns in
+    0.4 s, where pyarrow's batches took 1.5 s."""
+    total = pq.read_metadata(path).num_rows
+    scan = pl.scan_parquet(path)
+    if columns is not None:
+        scan = scan.select(columns)
+    if rows is None or total == 0:
+        yield scan.collect()
         return
-    for batch in parquet.iter_batches(batch_size=rows, columns=columns):
-        yield pl.from_arrow(batch)
+    for offset in range(0, total, rows):
+        yield scan.slice(offset, rows).collect()
 
 
 def _add(outcome: RuleOutcome, found: set[int] | str, frame: pl.DataFrame, primary_key: str) -> None:
