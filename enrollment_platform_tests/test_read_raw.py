@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -126,3 +127,81 @@ def test_the_utf8_check_equals_decoding_the_whole_file(pieces, head, chunk, tmp_
         patch.setattr(read_raw, "_SNIFF_BYTES", head)
         patch.setattr(read_raw, "_CHUNK_BYTES", chunk)
         assert read_raw.sniff_encoding(path) == expected
+
+
+_JSON_KEY = st.sampled_from(["e_id", "s_id", "marks", "note", "a/b", "c~d", "é"])
+_JSON_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\u2028\u2029\x85"), max_size=8),
+)
+_JSON_LINE = st.one_of(
+    st.dictionaries(_JSON_KEY, _JSON_VALUE, max_size=4).map(json.dumps),
+    st.sampled_from(["", "   ", "\t", "[1, 2]", '"text"', "3", "{not json", '{"e_id": 1', "oops"]),
+    st.sampled_from(['{"marks": 2.50}', '{"marks": 1e2, "e_id": 7}', '{"marks": -0.0}', '{"marks": 1E400}']),
+)
+
+
+def _python_json_lines(lines: list[str]) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """What the JSON-lines reader must give: the objects by line number, and each rejected line's number and
+    reason prefix (values as text: strings as they are, booleans true/false, numbers like Python prints them)."""
+
+    def text(value):
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return repr(value) if isinstance(value, float) else str(value)
+
+    objects, rejected = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            rejected.append((number, "malformed JSON line"))
+            continue
+        if isinstance(value, dict):
+            objects.append((number, {k: text(v) for k, v in value.items()}))
+        else:
+            rejected.append((number, "JSON line"))
+    return objects, rejected
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_JSON_LINE, max_size=12), crlf=st.booleans())
+def test_json_lines_read_by_duckdb_equal_reading_them_in_python(lines, crlf, tmp_path_factory):
+    """Objects, their values as text (unicode, huge integers, fractions, null, booleans, keys needing escapes),
+    blank lines skipped, and lines that are not JSON or not objects rejected with their numbers; CRLF too."""
+    from enrollment_platform.transforms.read_raw import FileReport, _json_source
+
+    path = tmp_path_factory.mktemp("jsonl") / "rows.jsonl"
+    path.write_bytes(("\r\n" if crlf else "\n").join(lines).encode())
+    con = duckdb.connect()
+    report = FileReport(path="rows.jsonl", format="json", size_bytes=path.stat().st_size)
+    _json_source(con, path, report)
+    columns = [row[0] for row in con.execute("DESCRIBE _parsed").fetchall()]
+    got = [
+        (row[-1], {k: v for k, v in zip(columns[:-1], row[:-1], strict=True) if v is not None})
+        for row in con.execute("SELECT * FROM _parsed ORDER BY _source_row").fetchall()
+    ]
+    expected, rejected = _python_json_lines(lines)
+    assert got == [(n, {k: v for k, v in obj.items() if v is not None}) for n, obj in expected]
+    keys = list(dict.fromkeys(k for _, obj in expected for k in obj))
+    assert columns == [*keys, "_source_row"]
+    found = con.execute("SELECT line, reason FROM _rejected ORDER BY line").fetchall()
+    assert [(n, reason.startswith(prefix)) for (n, reason), (_, prefix) in zip(found, rejected, strict=True)] == [
+        (n, True) for n, _ in rejected
+    ]
+    assert report.rejected_lines == len(rejected)
+
+
+def test_a_latin1_json_lines_file_is_read_through_a_utf8_copy(tmp_path):
+    content = '{"student_id": "1", "fname": "Zoë", "lname": "Müller"}\n'.encode("latin-1")
+    report, rows = stage(tmp_path, "latin.jsonl", content, dataset="students")
+    assert report.encoding == "latin-1" and report.status == "warning"
+    assert (rows[0]["first_name"], rows[0]["last_name"]) == ("Zoë", "Müller")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latin.jsonl", "latin.jsonl.staged.parquet"]
