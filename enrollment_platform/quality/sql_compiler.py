@@ -12,6 +12,7 @@ query whose value is compared with the rule's condition. Semantics we hold to, e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from enrollment_platform.quality.dqdl.ast import (
@@ -94,15 +95,24 @@ def _reference(parameter: str) -> tuple[str, list[str]]:
     return table, [c.strip() for c in columns.split(",")]
 
 
-def row_pass_sql(node: RuleNode, relation: str | None = None) -> str:
+RepeatedKeys = Callable[[str, str], str]  # (key columns, presence predicate) -> SQL relation of the repeated keys
+
+
+def repeated_keys_sql(key: str, present: str, relation: str) -> str:
+    """The (present) keys that occur more than once among `relation`'s rows."""
+    return f"SELECT ({key}) FROM {relation} WHERE {present} GROUP BY ALL HAVING count(*) > 1"
+
+
+def row_pass_sql(node: RuleNode, relation: str | None = None, repeated: RepeatedKeys | None = None) -> str:
     """TRUE when a row passes a row-level rule (before `where` and threshold are applied).
 
     Uniqueness is judged over the rows in scope: a window over them, or, given `relation` (every row the rule
     judges), membership in that relation's keys that occur more than once. The second needs no window over the
-    wide rows: only the few repeated keys are held (at 10 M rows a third of the validate step)."""
+    wide rows: only the few repeated keys are held (at 10 M rows a third of the validate step). `repeated`, when
+    given, supplies the relation of those keys (e.g. a table made once for several statements)."""
     if isinstance(node, CompositeRule):
         joiner = " AND " if node.operator == "and" else " OR "
-        return "(" + joiner.join(row_pass_sql(child, relation) for child in node.rules) + ")"
+        return "(" + joiner.join(row_pass_sql(child, relation, repeated) for child in node.rules) + ")"
     rule = node
     match rule.rule_type:
         case "IsComplete":
@@ -110,10 +120,10 @@ def row_pass_sql(node: RuleNode, relation: str | None = None) -> str:
         case "IsPrimaryKey":
             keys = [quote_ident(p) for p in rule.parameters]
             present = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-            return f"({present} AND {_single(keys, present, relation)})"
+            return f"({present} AND {_single(keys, present, relation, repeated)})"
         case "IsUnique":
             column = _column(rule)
-            return f"({column} IS NULL OR {_single([column], f'{column} IS NOT NULL', relation)})"
+            return f"({column} IS NULL OR {_single([column], f'{column} IS NOT NULL', relation, repeated)})"
         case "ColumnValues":
             column = _column(rule)
             return f"({column} IS NULL OR {condition_sql(column, rule.condition)})"
@@ -130,12 +140,13 @@ def row_pass_sql(node: RuleNode, relation: str | None = None) -> str:
     raise UnsupportedRule(f"{rule.rule_type} is not a row-level rule")
 
 
-def _single(keys: list[str], present: str, relation: str | None) -> str:
+def _single(keys: list[str], present: str, relation: str | None, repeated: RepeatedKeys | None = None) -> str:
     """TRUE when the (present) key occurs once among the rows in scope."""
     if relation is None:
         return f"count(*) OVER (PARTITION BY {', '.join(keys)}) = 1"
     key = ", ".join(keys)
-    return f"({key}) NOT IN (SELECT ({key}) FROM {relation} WHERE {present} GROUP BY ALL HAVING count(*) > 1)"
+    source = repeated(key, present) if repeated else repeated_keys_sql(key, present, relation)
+    return f"({key}) NOT IN ({source})"
 
 
 def is_row_level(node: RuleNode) -> bool:
@@ -144,9 +155,9 @@ def is_row_level(node: RuleNode) -> bool:
     return node.rule_type in ROW_RULES
 
 
-def row_fail_sql(node: RuleNode, relation: str | None = None) -> str:
+def row_fail_sql(node: RuleNode, relation: str | None = None, repeated: RepeatedKeys | None = None) -> str:
     """TRUE when a row of `relation` fails the rule; rows outside the rule's `where` filter never fail."""
-    failed = f"(NOT {row_pass_sql(node, relation)})"
+    failed = f"(NOT {row_pass_sql(node, relation, repeated)})"
     where = getattr(node, "where", None)
     return f"(({where}) AND {failed})" if where else failed
 

@@ -15,9 +15,11 @@ import duckdb
 from enrollment_platform.config import DatasetSpec
 from enrollment_platform.quality.rules import DQRule
 from enrollment_platform.quality.sql_compiler import (
+    RepeatedKeys,
     UnsupportedRule,
     condition_sql,
     metric_query,
+    repeated_keys_sql,
     row_fail_sql,
     rule_judges_rows,
 )
@@ -79,7 +81,8 @@ def validate_dataset(
     for name, source in references.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {source}")
     row_rules = [r for r in rules if rule_judges_rows(r.node)]
-    fail_columns = ", ".join(f"{row_fail_sql(r.node, PRIMARY)} AS _fail_{r.index}" for r in row_rules)
+    repeated = _repeated_keys_tables(con)
+    fail_columns = ", ".join(f"{row_fail_sql(r.node, PRIMARY, repeated)} AS _fail_{r.index}" for r in row_rules)
     # Views, not tables: the batch is read again per output instead of held in memory (bounded RSS at 10 M rows);
     # a temp table of the judged rows measured slower at 10 M (its write outweighs the evaluations it saves).
     con.execute(
@@ -87,6 +90,20 @@ def validate_dataset(
     )
     _write_outputs(con, spec, rules, row_rules, staged_raw, run_id, kept_path, quarantine_path)
     return _rule_results(con, spec, rules, row_rules, kept_path)
+
+
+def _repeated_keys_tables(con) -> RepeatedKeys:
+    """Uniqueness rules' repeated keys as temp tables, made once: the kept and the quarantined rows are written by
+    two statements, and each used to group every key of the batch again (1.3 s per statement at 10 M rows)."""
+    tables: dict[tuple[str, str], str] = {}
+
+    def relation(key: str, present: str) -> str:
+        if (key, present) not in tables:
+            tables[(key, present)] = name = f"_repeated_keys_{len(tables)}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {repeated_keys_sql(key, present, PRIMARY)}")
+        return f"SELECT * FROM {tables[(key, present)]}"
+
+    return relation
 
 
 def _any(predicates: list[str]) -> str:
