@@ -29,7 +29,7 @@ SUPPORTED_SUFFIXES = {
 }
 LINEAGE_COLUMNS = ("_source_file", "_source_row", "_raw_line", "_load_errors")
 _SNIFF_BYTES = 64 * 1024
-_CHUNK_BYTES = 1 << 20  # the UTF-8 check reads the rest of the file in chunks of this size
+_CHUNK_BYTES = 1 << 20  # the UTF-8 check and the UTF-8 copy read files in chunks of this size
 
 
 @dataclass
@@ -195,9 +195,8 @@ def _json_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport)
         "THEN 'JSON line ' || n || ' is not an object' ELSE 'malformed JSON line ' || n || ': not valid JSON' END "
         "AS reason, line AS raw_line FROM _json_lines WHERE NOT is_object ORDER BY n"
     )
-    report.rejected_lines = con.execute("SELECT count(*) FROM _rejected").fetchone()[0]
+    report.rejected_lines, first = con.execute("SELECT count(*), min(line) FROM _rejected").fetchone()
     if report.rejected_lines:
-        first = con.execute("SELECT min(line) FROM _rejected").fetchone()[0]
         report.messages.append(f"{report.rejected_lines} malformed line(s) quarantined (e.g. line {first})")
     return "_parsed"
 
@@ -242,7 +241,7 @@ def _utf8_copy(path: Path, encoding: str) -> Path:
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
         target = Path(handle.name)
     with path.open("r", encoding=encoding, newline="") as source, target.open("w", encoding="utf-8", newline="") as out:
-        while chunk := source.read(1 << 20):
+        while chunk := source.read(_CHUNK_BYTES):
             out.write(chunk)
     return target
 
