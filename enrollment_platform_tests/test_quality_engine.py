@@ -293,3 +293,28 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
     kept = pq.read_table(folder / "kept.parquet").column("_source_row").to_pylist()
     assert sorted(kept) == [i for i in numbers if i not in quarantined and kinds[i] != "line"]
     assert pq.read_metadata(folder / "quarantine.parquet").num_rows == len(candidates) - len(kept)
+
+
+keys = st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "10", ""])), max_size=30)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=keys, others=keys)
+def test_repeated_values_equal_is_duplicated_for_columns_and_structs(values, others):
+    from enrollment_platform.quality.polars_rules import repeated
+
+    frame = pl.DataFrame(
+        {"a": values, "b": (others + [None] * len(values))[: len(values)]}, schema={"a": pl.String, "b": pl.String}
+    )
+    for expression in (pl.col("a"), pl.struct("a", "b")):
+        found = frame.select(repeated(expression)).to_series().to_list()
+        assert found == frame.select(expression.is_duplicated()).to_series().to_list()
+
+
+def test_repeated_values_clear_hash_collisions_by_comparing_values(monkeypatch):
+    from enrollment_platform.quality.polars_rules import repeated
+
+    frame = pl.DataFrame({"a": ["x", "y", "x", None, "z", None]})
+    # every value hashing alike makes every row a candidate: only the exact comparison can tell them apart
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *args, **kwargs: pl.zeros(len(self), pl.UInt64, eager=True))
+    assert frame.select(repeated(pl.col("a"))).to_series().to_list() == [True, False, True, True, False, True]
