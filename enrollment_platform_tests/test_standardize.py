@@ -54,3 +54,39 @@ def test_clean_equals_the_regex_on_every_value(values):
     plain = "nullif(regexp_replace(trim(v), '\\s+', ' ', 'g'), '')"
     rows = con.execute(f"SELECT {_clean('v')}, {plain} FROM source").fetchall()
     assert [cleaned for cleaned, _ in rows] == [expected for _, expected in rows]
+
+
+NUMERIC_TEXT = st.one_of(st.none(), st.text(alphabet=" \t\n\x0b\x0c\r\xa01.05%e-+infa", max_size=10))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(NUMERIC_TEXT, min_size=1, max_size=20))
+def test_typed_ids_and_numbers_equal_the_plain_regex_reading(values):
+    """Ids run their regex only on values with a point, numbers skip the whitespace fold and trim '%' only where
+    there is one: the same values as folding, the regex and rtrim on every value."""
+    from enrollment_platform.config import ColumnSpec, load_catalog
+    from enrollment_platform.transforms.standardize import typed_expression
+
+    folded = "nullif(regexp_replace(trim(v), '\\s+', ' ', 'g'), '')"
+    number = f"TRY_CAST(rtrim({folded}, '%') AS DOUBLE)"
+    plain = {
+        "id": f"regexp_replace({folded}, '^(\\d+)\\.0+$', '\\1')",
+        "double": f"CASE WHEN isfinite({number}) THEN {number} END",
+        "int": f"CASE WHEN TRY_CAST({folded} AS DOUBLE) = floor(TRY_CAST({folded} AS DOUBLE)) "
+        f"THEN TRY_CAST(TRY_CAST({folded} AS DOUBLE) AS BIGINT) END",
+    }
+    con = duckdb.connect()
+    con.register("source", pa.table({"v": pa.array(values, pa.string())}))
+    for kind, expected in plain.items():
+        typed = typed_expression(ColumnSpec(name="v", type=kind), load_catalog())
+        rows = con.execute(f"SELECT {typed}, {expected} FROM source").fetchall()
+        assert [new for new, _ in rows] == [old for _, old in rows], kind
+
+
+def test_a_whole_number_beyond_bigint_does_not_read_as_int():
+    from enrollment_platform.config import ColumnSpec, load_catalog
+    from enrollment_platform.transforms.standardize import typed_expression
+
+    typed = typed_expression(ColumnSpec(name="v", type="int"), load_catalog())
+    rows = duckdb.execute(f"SELECT {typed} FROM (VALUES ('1e100'), ('12'), ('12.5')) t(v)").fetchall()
+    assert rows == [(None,), (12,), (None,)]

@@ -17,14 +17,26 @@ RAW_LINEAGE = ("_source_file", "_source_row", "_raw_line", "_load_errors")
 _FOLDED_WHITESPACE = ("'  '", "chr(9)", "chr(10)", "chr(12)", "chr(13)")
 
 
-def _clean(expr: str) -> str:
+# Types whose reading does not depend on inner whitespace: a number with whitespace inside does not read whether
+# or not the runs are folded, so their values are only trimmed (the fold's tests cost 0.3 s per 10 M values).
+_UNFOLDED_TYPES = ("int", "double")
+
+
+def _clean(expr: str, fold: bool = True) -> str:
     """Trimmed text with inner whitespace runs folded to one space; empty becomes NULL. The regex runs only on
     values that hold something to fold: most hold none, and the regex on every value cost about a quarter of the
     step at 10 M rows."""
     trimmed = f"trim({expr})"
+    if not fold:
+        return f"nullif({trimmed}, '')"
     foldable = " OR ".join(f"contains({trimmed}, {w})" for w in _FOLDED_WHITESPACE)
     folded = f"CASE WHEN {foldable} THEN regexp_replace({trimmed}, '\\s+', ' ', 'g') ELSE {trimmed} END"
     return f"nullif({folded}, '')"
+
+
+def cleaned_text(column: ColumnSpec) -> str:
+    """The column's raw text as its type reads it (`_clean`)."""
+    return _clean(quote_ident(column.name), fold=column.type not in _UNFOLDED_TYPES)
 
 
 def _title_case(expr: str) -> str:
@@ -39,10 +51,10 @@ def _formats(formats: tuple[str, ...]) -> str:
 def typed_expression(column: ColumnSpec, catalog: Catalog, cleaned: bool = False) -> str:
     """The SQL that turns the raw text of `column` into its canonical type (NULL when it does not read);
     `cleaned`: the column already holds its `_clean` text."""
-    v = quote_ident(column.name) if cleaned else _clean(quote_ident(column.name))
+    v = quote_ident(column.name) if cleaned else cleaned_text(column)
     match column.type:
-        case "id":
-            return f"regexp_replace({v}, '^(\\d+)\\.0+$', '\\1')"
+        case "id":  # "123.0" (a spreadsheet's number) is id 123; the regex runs only on values with a point
+            return f"CASE WHEN contains({v}, '.') THEN regexp_replace({v}, '^(\\d+)\\.0+$', '\\1') ELSE {v} END"
         case "text":
             return v
         case "name":
@@ -53,9 +65,11 @@ def typed_expression(column: ColumnSpec, catalog: Catalog, cleaned: bool = False
             return f"upper({v})"
         case "int":
             number = f"TRY_CAST({v} AS DOUBLE)"
-            return f"CASE WHEN {number} = floor({number}) THEN CAST({number} AS BIGINT) END"
+            # TRY_CAST: a whole number beyond BIGINT (e.g. "1e100") does not read, it does not stop the step
+            return f"CASE WHEN {number} = floor({number}) THEN TRY_CAST({number} AS BIGINT) END"
         case "double":
-            number = f"TRY_CAST(rtrim({v}, '%') AS DOUBLE)"
+            # rtrim only where there is a '%': on every value it cost 0.5 s per 10 M
+            number = f"TRY_CAST(CASE WHEN ends_with({v}, '%') THEN rtrim({v}, '%') ELSE {v} END AS DOUBLE)"
             return f"CASE WHEN isfinite({number}) THEN {number} END"
         case "date":
             parsed = f"try_strptime({v}, {_formats(catalog.date_formats)})"
@@ -109,7 +123,7 @@ def standardize_sql(spec: DatasetSpec, catalog: Catalog, source: str) -> str:
     exact = exact_duplicates_sql(raw_columns, source, candidates)
     # Each value is cleaned once (the regex is the costly part), then typed and checked from the cleaned text.
     cleaned = (
-        f"SELECT {', '.join(f'{_clean(quote_ident(c.name))} AS {quote_ident(c.name)}' for c in columns)}, "
+        f"SELECT {', '.join(f'{cleaned_text(c)} AS {quote_ident(c.name)}' for c in columns)}, "
         f"_source_file, _source_row, _raw_line, _load_errors, coalesce(d._exact_duplicate, false) AS _exact_duplicate "
         f"FROM {source} LEFT JOIN ({exact}) d USING (_source_file, _source_row)"
     )
