@@ -244,7 +244,7 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
 
     from enrollment_platform.config import load_catalog
     from enrollment_platform.transforms.dedup import kept_candidates_sql
-    from enrollment_platform.transforms.validate import validate_dataset
+    from enrollment_platform.transforms.validate import validate_dataset, validated_rows_sql
 
     spec = load_catalog().datasets["enrollments"]
     rules = build_rules("enrollments", SEVERITY_RULES)
@@ -267,9 +267,11 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
     duplicates = pa.table(columns).filter(pa.array([k == "duplicate" for k in kinds], pa.bool_()))
     pq.write_table(duplicates.append_column("_duplicate_reason", pa.array(["superseded"] * len(duplicates))), set_aside)
     con = duckdb.connect()
+    candidates_sql = kept_candidates_sql(f"'{standardized}'", f"'{set_aside}'")
+    decisions = str(folder / "decisions.parquet")
     results = validate_dataset(
-        con, spec, rules, kept_candidates_sql(f"'{standardized}'", f"'{set_aside}'"), {},
-        f"read_parquet('{standardized}')", "run", str(folder / "kept.parquet"), str(folder / "quarantine.parquet"),
+        con, spec, rules, candidates_sql, {},
+        f"read_parquet('{standardized}')", "run", decisions, str(folder / "quarantine.parquet"),
     )  # fmt: skip
     got = {r.rule_id: (r.evaluated, r.failed) for r in results}
     candidates = [row for row, kind in zip(rows, kinds, strict=True) if kind != "duplicate"]
@@ -290,9 +292,21 @@ def test_rule_results_counted_from_the_outputs_equal_judging_every_row(rows, err
     numbers = [i for i, kind in enumerate(kinds) if kind != "duplicate"]  # candidate position -> source row
     blocking = {i for r in rules if r.rule_id in failures and r.severity == "blocking" for i in failures[r.rule_id]}
     quarantined = {numbers[i] for i in blocking} | {i for i, kind in enumerate(kinds) if kind in ("type", "load")}
-    kept = pq.read_table(folder / "kept.parquet").column("_source_row").to_pylist()
+    validated = validated_rows_sql(list(spec.columns), candidates_sql, f"'{decisions}'", ["marks"])
+    kept = {
+        row: (marks, flags)
+        for row, marks, flags in con.execute(f"SELECT _source_row, marks, _flags FROM {validated}").fetchall()
+    }
     assert sorted(kept) == [i for i in numbers if i not in quarantined and kinds[i] != "line"]
     assert pq.read_metadata(folder / "quarantine.parquet").num_rows == len(candidates) - len(kept)
+    # a kept row carries the text of every non-blocking rule it failed; a value failing a nullify rule is NULL
+    flagged = [r for r in rules if r.rule_id in failures and r.severity != "blocking"]
+    for position, row in enumerate(numbers):
+        if row in kept:
+            marks, flags = kept[row]
+            assert flags == [r.text for r in flagged if position in failures[r.rule_id]]
+            nulled = any(position in failures[r.rule_id] for r in flagged if r.severity == "nullify")
+            assert marks == (None if nulled else candidates[position]["marks"])
 
 
 keys = st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "10", ""])), max_size=30)

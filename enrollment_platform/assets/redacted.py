@@ -21,6 +21,7 @@ from enrollment_platform.assets.common import (
     write_query,
 )
 from enrollment_platform.assets.raw import launches_job
+from enrollment_platform.assets.validated import validated_source
 from enrollment_platform.config import load_catalog, load_pii_policy
 from enrollment_platform.pii.detectors import default_detector
 from enrollment_platform.pii.duckdb_functions import PiiEngine
@@ -76,7 +77,7 @@ def report_metadata(scan: DatasetScan, path: str) -> dict[str, dg.MetadataValue]
 def _redact_in_process(lake, engine, pii_key: PiiKey, dataset: str, batch: str) -> dict:
     """The DuckDB body: the batch's validated rows redacted, and the restricted tables' rows of the batch."""
     policy = load_pii_policy()
-    source = f"read_parquet({quote_literal(staged(lake, 'validated', dataset, batch))})"
+    source = validated_source(lake, dataset, batch)
     protected = policy.get("datasets", {}).get(dataset, {})
     key_bytes = pii_key.key() if protected and needs_key({"datasets": {dataset: protected}}) else None
     query = redact_sql(load_catalog().datasets[dataset], policy, key_bytes, source)
@@ -103,6 +104,8 @@ def _launch_redact(context, lake, pii_key: PiiKey, job_runner: JobRunner, datase
     restricted = {table: lake.uri(*staged_parts("restricted", table, batch)) for table in restricted_tables(dataset)}
     paths = {
         "input": lake.uri(*staged_parts("validated", dataset, batch)),
+        "standardized": lake.uri(*staged_parts("standardized", dataset, batch)),
+        "deduped": lake.uri(*staged_parts("deduped", dataset, batch)),
         "output": lake.uri(*staged_parts("redacted", dataset, batch)),
         "restricted": ",".join(f"{table}={uri}" for table, uri in restricted.items()) or None,
     }

@@ -2,10 +2,12 @@
 
 Writes `<lake>/quarantine/<dataset>/batch=<batch>/rows-<files>.parquet` (original values, failed and passed
 rules, source file and row, run id) and `<lake>/dq_results/dataset=<dataset>/run_id=<run>/results.parquet`
-(one row per rule).
+(one row per rule). The zone holds the batch's decisions (`transforms.validate.DECISION_COLUMNS`); the validated
+rows are the rows dedup kept, decided (`validated_source`).
 """
 
 import dagster as dg
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from enrollment_platform.assets.common import (
@@ -15,6 +17,8 @@ from enrollment_platform.assets.common import (
     key,
     layer_asset,
     markdown_table,
+    read_parquet,
+    staged,
     staged_parts,
     step_arguments,
 )
@@ -22,17 +26,27 @@ from enrollment_platform.assets.deduped import curated_state_source, curated_sta
 from enrollment_platform.assets.raw import launches_job, staged_raw_source, staged_raw_uris
 from enrollment_platform.bookmarks import batch_content_id
 from enrollment_platform.config import load_catalog
-from enrollment_platform.quality.results import dq_score, rule_results_path, write_rule_results
+from enrollment_platform.quality.results import dq_score, rows_judged, rule_results_path, write_rule_results
 from enrollment_platform.quality.rules import DQRule, all_dataset_rules, references_of
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import JobRunner
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.transforms.validate import validate_dataset
+from enrollment_platform.transforms.validate import validate_dataset, validated_rows_sql
 
 
 def quarantine_parts(lake: LocalLake, dataset: str, batch: str) -> list[str]:
     """The quarantined rows of the batch's files: `quarantine/<dataset>/batch=<dates>/rows-<files id>.parquet`."""
     return ["quarantine", dataset, f"batch={batch}", f"rows-{batch_content_id(lake, batch, dataset)}.parquet"]
+
+
+def validated_source(lake: LocalLake, dataset: str, batch: str) -> str:
+    """The batch's validated rows (a SQL relation): the rows dedup kept, less the rejected, with the decided nulls
+    and flags."""
+    spec = load_catalog().datasets[dataset]
+    decisions = staged(lake, "validated", dataset, batch)
+    nulled = pc.unique(pc.list_flatten(pq.read_table(decisions, columns=["_nulled"]).column("_nulled"))).to_pylist()
+    candidates = kept_candidates_source(lake, dataset, batch)
+    return validated_rows_sql([*spec.columns, *spec.derived], candidates, read_parquet(decisions), nulled)
 
 
 def reference_source(lake: LocalLake, dataset: str) -> str:
@@ -63,9 +77,10 @@ def build_validated_asset(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetsD
             metadata = dict(launched.metadata or {})
         else:
             results = _validate_in_process(context, lake, engine, dataset, batch, rules, references)
+            quarantined = _count(engine, lake, quarantine_parts(lake, dataset, batch))
             metadata = {
-                "rows_kept": dg.MetadataValue.int(_count(engine, lake, staged_parts("validated", dataset, batch))),
-                "rows_quarantined": dg.MetadataValue.int(_count(engine, lake, quarantine_parts(lake, dataset, batch))),
+                "rows_kept": dg.MetadataValue.int(rows_judged(results, dataset) - quarantined),
+                "rows_quarantined": dg.MetadataValue.int(quarantined),
                 "dq_score": dg.MetadataValue.float(dq_score(results)),
                 "rules_failed": dg.MetadataValue.int(sum(r["outcome"] == "Failed" for r in results)),
             }
@@ -85,7 +100,7 @@ def _validate_in_process(context, lake, engine, dataset: str, batch: str, rules,
     con = engine.connect()
     try:
         with (
-            lake.atomic_write(*staged_parts("validated", dataset, batch)) as kept,
+            lake.atomic_write(*staged_parts("validated", dataset, batch)) as decisions,
             lake.atomic_write(*quarantine_parts(lake, dataset, batch)) as quarantined,
         ):
             results = validate_dataset(
@@ -96,7 +111,7 @@ def _validate_in_process(context, lake, engine, dataset: str, batch: str, rules,
                 references={r: reference_source(lake, r) for r in references},
                 staged_raw=staged_raw_source(lake, dataset, batch),
                 run_id=context.run.run_id,
-                kept_path=kept,
+                decisions_path=decisions,
                 quarantine_path=quarantined,
             )
     finally:

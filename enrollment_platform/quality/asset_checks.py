@@ -20,14 +20,15 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from enrollment_platform.assets.common import batch_of, key, staged
+from enrollment_platform.assets.common import batch_of, key
 from enrollment_platform.assets.curated import STATE_ROWS, state_version
 from enrollment_platform.assets.deduped import curated_state_path
-from enrollment_platform.assets.validated import quarantine_parts
+from enrollment_platform.assets.validated import quarantine_parts, validated_source
 from enrollment_platform.config import load_catalog, load_quality_settings
 from enrollment_platform.quality.polars_rules import reference_columns
-from enrollment_platform.quality.rule_outcomes import SAMPLE_KEYS, RuleOutcome, judge_file
+from enrollment_platform.quality.rule_outcomes import SAMPLE_KEYS, RuleOutcome, judge_relation
 from enrollment_platform.quality.rules import DQRule, references_of
+from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.raw import RawLayer
 
@@ -115,11 +116,16 @@ def build_rule_checks(dataset: str, rules: tuple[DQRule, ...]) -> dg.AssetChecks
     primary_key = load_catalog().datasets[dataset].primary_key
 
     @dg.multi_asset_check(specs=specs, name=f"{dataset}_dq_rules")
-    def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake):
+    def rule_checks(context: dg.AssetCheckExecutionContext, lake: LocalLake, engine: DuckDBEngine):
         batch = batch_of(context)
         refs = {table: _state_frame(lake, table, columns) for table, columns in references.items()}
         # chunk by chunk where rules judge rows alone, only the columns they read (uniqueness reads its key whole)
-        outcomes = judge_file(list(rules), staged(lake, "validated", dataset, batch), primary_key, refs)
+        con = engine.connect()
+        try:
+            validated = validated_source(lake, dataset, batch)
+            outcomes = judge_relation(list(rules), con, validated, primary_key, refs)
+        finally:
+            con.close()
         found = _latest_rule_results(lake, dataset, context.run.run_id)
         for rule in rules:
             yield _result(dataset, batch, rule, outcomes[rule.rule_id], found.get(rule.rule_id, {}), lake)

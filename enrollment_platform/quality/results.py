@@ -42,6 +42,13 @@ def dq_score(results) -> float:
     return round(sum(scored) / len(scored), 6) if scored else 1.0
 
 
+def rows_judged(results, dataset: str) -> int:
+    """How many rows the rules judged (every row dedup kept): the load check evaluates each of them; results as
+    objects or dicts."""
+    rows = [r if isinstance(r, dict) else r.to_dict() for r in results]
+    return next(r["evaluated"] for r in rows if r["rule_id"] == f"{dataset}.load")
+
+
 def rule_results_table(results, run_id: str) -> pa.Table:
     """One row per rule result of this run."""
     now = datetime.now(UTC).replace(tzinfo=None)

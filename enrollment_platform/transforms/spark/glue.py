@@ -47,8 +47,8 @@ def parse_args(step: str, argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quarantine_output", default=None, help="validate: output; curate: input")
     parser.add_argument("--results_output", default=None, help="validate: the run's dq_results file")
     parser.add_argument("--references", default=None, help="validate: name=path,... of referenced datasets")
-    parser.add_argument("--deduped", default=None, help="validate, curate: the batch's rows set aside by dedup")
-    parser.add_argument("--standardized", default=None, help="curate: the batch's standardized rows")
+    parser.add_argument("--deduped", default=None, help="validate, redact, curate: the rows set aside by dedup")
+    parser.add_argument("--standardized", default=None, help="redact, curate: the batch's standardized rows")
     parser.add_argument("--restricted", default=None, help="redact: table=path,...; curate: table=batch|state,...")
     parser.add_argument("--pii_key_secret", default=None, help="redact: AWS Secrets Manager id of the HMAC key")
     args, _unknown = parser.parse_known_args(argv)  # Glue adds --JOB_ID, --TempDir, --job-bookmark-option, ...
@@ -123,7 +123,7 @@ def _dedup(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
 
 
 def _validate(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
-    from enrollment_platform.quality.results import dq_score, rule_results_table, write_table
+    from enrollment_platform.quality.results import dq_score, rows_judged, rule_results_table, write_table
     from enrollment_platform.transforms.spark import validate
     from enrollment_platform.transforms.spark.io import read_parquet
 
@@ -144,9 +144,10 @@ def _validate(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
         args, "dq_results", f"dataset={args.dataset}", f"run_id={args.run_id}", "results.parquet"
     )
     write_table(rule_results_table(results, args.run_id), results_output)
+    quarantined = read_parquet(spark, quarantine).count()
     return {
-        "rows_kept": read_parquet(spark, output).count(),
-        "rows_quarantined": read_parquet(spark, quarantine).count(),
+        "rows_kept": rows_judged(results, args.dataset) - quarantined,
+        "rows_quarantined": quarantined,
         "dq_score": dq_score(results),
         "rules_failed": sum(r.outcome == "Failed" for r in results),
         "quarantine_output": quarantine,
@@ -172,20 +173,24 @@ def _redact(spark, args, inputs: list[str], output: str) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from enrollment_platform.transforms.spark import redact
+    from enrollment_platform.transforms.spark.dedup import kept_candidates_frame
     from enrollment_platform.transforms.spark.io import read_parquet, write_parquet
+    from enrollment_platform.transforms.spark.validate import validated_frame
 
     policy = load_pii_policy()
-    metadata: dict[str, Any] = {
-        "rows": redact(spark, load_catalog().datasets[args.dataset], policy, _hash_key(args), inputs, output)
-    }
+    dataset = load_catalog().datasets[args.dataset]
+    standardized = read_parquet(spark, args.standardized or _staged(args, "standardized"))
+    candidates = kept_candidates_frame(standardized, read_parquet(spark, args.deduped or _staged(args, "deduped")))
+    validated = validated_frame(dataset, candidates, read_parquet(spark, inputs)).cache()
+    metadata: dict[str, Any] = {"rows": redact(dataset, policy, _hash_key(args), validated, output)}
     targets = _pairs(args.restricted)
     for table, spec in policy.get("restricted", {}).items():
         if spec["dataset"] != args.dataset:
             continue
         target = targets.get(table) or _lake(args, "staging", "restricted", table, f"{args.batch}.parquet")
         columns = [F.col(c) for c in (spec["key"], *spec["columns"])]
-        rows = read_parquet(spark, inputs).select(*columns)
-        metadata[f"{table}_rows"] = write_parquet(rows, target, order_by=(spec["key"],))
+        metadata[f"{table}_rows"] = write_parquet(validated.select(*columns), target, order_by=(spec["key"],))
+    validated.unpersist()
     return metadata
 
 

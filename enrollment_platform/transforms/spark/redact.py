@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from enrollment_platform.config import DatasetSpec
 from enrollment_platform.pii.detectors import Detector, default_detector
 from enrollment_platform.pii.keys import hmac_pads
 from enrollment_platform.transforms.redact import DIGIT_ENTITIES
-from enrollment_platform.transforms.spark.io import read_parquet, write_parquet
+from enrollment_platform.transforms.spark.io import write_parquet
 
 
 def _normalized(column: Column, entity: str) -> Column:
@@ -110,13 +110,13 @@ def redacted_frame(
 
 
 def redact(
-    spark: SparkSession,
     spec: DatasetSpec,
     policy: dict[str, Any],
     key: bytes | None,
-    validated: str | list[str],
+    validated: DataFrame,
     out_path: str,
     detector: Detector | None = None,
 ) -> int:
-    """Redact the validated Parquet rows into `out_path`; returns the rows written."""
-    return write_parquet(redacted_frame(spec, policy, key, read_parquet(spark, validated), detector), out_path)
+    """Redact the validated rows (`transforms.spark.validate.validated_frame`) into `out_path`; returns the rows
+    written."""
+    return write_parquet(redacted_frame(spec, policy, key, validated, detector), out_path)

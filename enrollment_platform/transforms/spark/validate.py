@@ -57,17 +57,52 @@ def judged_frame(evaluated: DataFrame, row_rules: list[DQRule]) -> DataFrame:
     )
 
 
-def kept_frame(spec: DatasetSpec, judged: DataFrame, row_rules: list[DQRule]) -> DataFrame:
+def decisions_frame(judged: DataFrame, row_rules: list[DQRule]) -> DataFrame:
+    """The validated zone (`transforms.validate.DECISION_COLUMNS`): the rows rejected, and the kept rows with a
+    value nulled or a flag added."""
+    failed = {r.index: F.coalesce(F.col(f"_fail_{r.index}"), F.lit(False)) for r in row_rules}
     nulled: dict[str, Column] = {}
     for rule in row_rules:
         if rule.severity == "nullify":
             column = rule.columns[0]
-            previous = nulled.get(column, F.col(column))
-            nulled[column] = F.when(F.col(f"_fail_{rule.index}"), F.lit(None)).otherwise(previous)
-    outputs = [nulled.get(c, F.col(c)).alias(c) for c in (*spec.columns, *spec.derived)]
-    return judged.where(F.size("_rejected") == 0).select(
-        *outputs, "_source_file", "_source_row", F.col("_all_flags").alias("_flags")
+            nulled[column] = nulled[column] | failed[rule.index] if column in nulled else failed[rule.index]
+    rejected = F.size("_rejected") > 0
+    flagged = F.lit(False)
+    for rule in row_rules:
+        if rule.severity != "blocking":
+            flagged = flagged | failed[rule.index]
+    nulled_list = F.when(rejected, F.array().cast("array<string>")).otherwise(
+        _text_list(list(zip(nulled.values(), nulled, strict=True)))
     )
+    return judged.where(rejected | flagged).select(
+        "_source_file",
+        "_source_row",
+        F.col("_raw_line").isNull().alias("_parsed"),
+        rejected.alias("_rejected"),
+        nulled_list.alias("_nulled"),
+        F.col("_all_flags").alias("_flags"),
+    )
+
+
+def validated_frame(spec: DatasetSpec, candidates: DataFrame, decisions: DataFrame) -> DataFrame:
+    """The validated rows (as `transforms.validate.validated_rows_sql`): the rows dedup kept (`candidates`) less
+    the rejected ones, with the decided nulls and flags."""
+    d = decisions.select(*[F.col(c).alias(f"_d{c}") for c in decisions.columns])
+    same_row = (
+        (candidates["_source_file"] == d["_d_source_file"])
+        & (candidates["_source_row"] == d["_d_source_row"])
+        & (candidates["_raw_line"].isNull() == d["_d_parsed"])
+    )
+    joined = candidates.join(d, same_row, "left").where(~F.coalesce(F.col("_d_rejected"), F.lit(False)))
+    nulled = {row[0] for row in decisions.select(F.explode("_nulled")).distinct().collect()}
+    outputs = [
+        F.when(F.array_contains(F.col("_d_nulled"), c), F.lit(None)).otherwise(F.col(c)).alias(c)
+        if c in nulled
+        else F.col(c)
+        for c in (*spec.columns, *spec.derived)
+    ]
+    flags = F.when(F.col("_d_source_file").isNull(), F.col("_flags")).otherwise(F.col("_d_flags")).alias("_flags")
+    return joined.select(*outputs, "_source_file", "_source_row", flags)
 
 
 def quarantine_frame(spec: DatasetSpec, judged: DataFrame, staged_raw: DataFrame, run_id: str) -> DataFrame:
@@ -174,11 +209,11 @@ def validate(
     references: dict[str, str | DataFrame | None],
     staged_raw: str | list[str],
     run_id: str,
-    kept_path: str,
+    decisions_path: str,
     quarantine_path: str,
 ) -> list[RuleResult]:
     """Split the rows dedup kept (the standardized rows not set aside) into kept rows (nulled values, flags) and
-    quarantined rows; return rule results.
+    quarantined rows: write the decisions (the validated zone) and the quarantined rows; return rule results.
 
     `references` maps each dataset a ReferentialIntegrity rule names to its curated Parquet path (or a
     DataFrame; None when nothing is curated yet: no key is known), `staged_raw` the batch's staged raw files.
@@ -189,7 +224,7 @@ def validate(
     evaluated = evaluated.cache()
     try:
         judged = judged_frame(evaluated, row_rules)
-        write_parquet(kept_frame(spec, judged, row_rules), kept_path, order_by=LINEAGE)
+        write_parquet(decisions_frame(judged, row_rules), decisions_path, order_by=(*LINEAGE, "_parsed"))
         quarantined = quarantine_frame(spec, judged, read_parquet(spark, staged_raw), run_id)
         write_parquet(quarantined, quarantine_path, order_by=LINEAGE)
         return rule_results(spec, rules, row_rules, evaluated)
