@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enrollment_platform.config import load_catalog
-from enrollment_platform.transforms.dedup import ranked_sql
+from enrollment_platform.transforms.dedup import ranked_sql, set_aside_sql
 
 MODIFIED = st.one_of(st.none(), st.sampled_from([datetime(2025, 1, 1), datetime(2025, 6, 1)]))
 BATCH_ROW = st.tuples(
@@ -88,3 +88,11 @@ def test_winners_of_contested_keys_equal_the_ranking_window_over_every_candidate
     expected = set(con.execute(window_reference(state_rows is not None)).fetchall())
     assert got == expected
     assert len(got) == len(rows)  # every batch row once
+    set_aside = set_aside_sql(
+        catalog.datasets["enrollments"],
+        catalog.last_modified_column,
+        "batch",
+        "state" if state_rows is not None else None,
+    )
+    aside = con.execute(f"SELECT _source_file, _source_row, _duplicate_reason FROM ({set_aside})").fetchall()
+    assert sorted(aside) == sorted(row for row in expected if row[2] is not None)
