@@ -83,11 +83,16 @@ def repeated(values: pl.Expr) -> pl.Expr:
 
 def _repeated_values(values: pl.Series) -> pl.Series:
     """Hashes find the few candidate rows, and only those values are compared: `is_duplicated` on 10 M string keys
-    took 3.7 s, this 0.6 s. Equal values have equal hashes, so no repeat is missed; a hash collision only makes
-    a candidate, which the exact comparison clears."""
-    candidate = values.hash().to_frame("hash").select(pl.len().over("hash") > 1).to_series()
+    took 3.7 s, this 0.7 s. Equal values have equal hashes, so no repeat is missed; a hash collision only makes a
+    candidate, which the exact comparison clears. Repeated hashes are found by sorting them (neighbours equal),
+    not by counting per hash: the counts' hash table took 1.1 GB more at 10 M rows, the sort 0.4 GB."""
+    hashes = values.hash()
+    order = hashes.arg_sort()
+    ordered = hashes.gather(order)
+    same_as_previous = (ordered == ordered.shift(1)).fill_null(False)
+    repeated_hash = same_as_previous | same_as_previous.shift(-1).fill_null(False)
+    positions = order.filter(repeated_hash)
     flags = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)
-    positions = candidate.arg_true()
     if len(positions):
         flags = flags.scatter(positions, values.gather(positions).is_duplicated())
     return flags.alias(values.name)
