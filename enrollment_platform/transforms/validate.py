@@ -176,13 +176,12 @@ def _rule_results(con, spec, rules, row_rules) -> list[RuleResult]:
     """Every rule's result, counted from the decided rows rather than by judging the batch once more: a row that
     fails any rule is among them (rejected, or kept with a flag), with every rule's verdict."""
     typed = _typed_columns(spec)
-    counts = ["count(*) FILTER (WHERE _is_rejected)", "count(*) FILTER (WHERE len(_load_errors) > 0)"]
+    counts = ["count(*) FILTER (WHERE len(_load_errors) > 0)"]
     counts += [
         f"count(*) FILTER (WHERE list_contains(_type_errors, {quote_literal(_invalid_reason(c))}))" for c in typed
     ]
     counts += [f"count(*) FILTER (WHERE _fail_{rule.index})" for rule in row_rules]
     values = iter(con.execute(f"SELECT {', '.join(counts)} FROM decided_rows").fetchone())
-    next(values)  # rejected rows: part of the batch's total, counted below with it
     load_failed = next(values)
     type_failed = [next(values) for _ in typed]
     failed = {rule.index: next(values) for rule in row_rules}
