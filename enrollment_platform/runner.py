@@ -22,6 +22,7 @@ from enrollment_platform.config import load_catalog
 from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root, resources_for
 from enrollment_platform.notifications import notify_run
 from enrollment_platform.partitions import range_tags
+from enrollment_platform.resources.warehouse.embedded import DuckDBWarehouse
 from enrollment_platform.settings import Settings, SettingsError
 
 SUMMARY_COUNTS = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
@@ -225,6 +226,16 @@ def combine(summaries: list[RunSummary]) -> RunSummary:
     return combined
 
 
+def held_open_for_run(resources: dict) -> dict:
+    """The resources of an in-process run: no other process takes a step, so the embedded warehouse's file can
+    stay open for the whole run."""
+    warehouse = resources.get("warehouse")
+    if isinstance(warehouse, DuckDBWarehouse) and not warehouse.hold_open_during_run:
+        held = DuckDBWarehouse(path=warehouse.path, memory_limit=warehouse.memory_limit, hold_open_during_run=True)
+        return {**resources, "warehouse": held}
+    return resources
+
+
 def execute_batch(
     settings: Settings,
     first: str,
@@ -234,6 +245,7 @@ def execute_batch(
     resources: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run the whole graph in this process for the raw files of ingestion dates first..last not yet processed."""
+    resources = held_open_for_run(resources or resources_for(settings))
     job = build_definitions(settings, rules_by_dataset, resources).resolve_job_def(all_assets_job.name)
     with dagster_instance(settings) as instance:  # disposed: the event log's connections close with the run
         return job.execute_in_process(

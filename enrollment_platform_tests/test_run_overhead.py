@@ -3,9 +3,12 @@ health check step and the columns the rule checks read."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 import pytest
 
 from enrollment_platform.partitions import PARTITIONS_START, ingest_date_partitions
@@ -13,7 +16,9 @@ from enrollment_platform.quality.asset_checks import build_curated_health_checks
 from enrollment_platform.quality.dqdl import parse_ruleset
 from enrollment_platform.quality.polars_rules import reference_columns
 from enrollment_platform.resources.lake import LocalLake
-from enrollment_platform.runner import PooledSqliteEventLogStorage, dagster_instance
+from enrollment_platform.resources.warehouse.embedded import DuckDBWarehouse
+from enrollment_platform.resources.warehouse.postgres import PostgresWarehouse
+from enrollment_platform.runner import PooledSqliteEventLogStorage, dagster_instance, held_open_for_run
 from enrollment_platform.settings import Settings
 
 PLAIN = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
@@ -156,3 +161,46 @@ def test_row_count_drop_compares_the_curated_state_not_the_batch(tmp_path):
         shrunk = defs.resolve_job_def("health").execute_in_process(instance=instance)
     assert evaluated(daily) == {"row_count_drop": True}
     assert evaluated(shrunk) == {"row_count_drop": False}
+
+
+def _other_process_can_open(path) -> bool:
+    """Whether another process gets DuckDB's lock on the file (it cannot while this process holds it open)."""
+    probe = f"import duckdb; duckdb.connect({str(path)!r}).close()"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+@dg.asset
+def loaded(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    warehouse.query("CREATE TABLE t AS SELECT 1 AS x")
+    return dg.MaterializeResult(metadata={"locked_during_run": not _other_process_can_open(warehouse.path)})
+
+
+@dg.asset(deps=[loaded])
+def read_back(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": warehouse.query("SELECT count(*) FROM t")[0][0]})
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_an_in_process_run_holds_the_embedded_warehouse_open_until_teardown(tmp_path, held):
+    path = tmp_path / "warehouse.duckdb"
+    resources = {"warehouse": DuckDBWarehouse(path=str(path))}
+    if held:
+        resources = held_open_for_run(resources)
+        assert resources["warehouse"].hold_open_during_run
+    result = dg.materialize([loaded, read_back], resources=resources)
+    assert result.success
+    locked = result.asset_materializations_for_node("loaded")[0].metadata["locked_during_run"].value
+    assert locked is held  # held: the file stays open between statements; else each statement opens it
+    assert result.asset_materializations_for_node("read_back")[0].metadata["rows"].value == 1
+    assert _other_process_can_open(path)  # released at teardown, and the table was checkpointed to the file
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+def test_only_the_embedded_warehouse_is_held_open():
+    postgres = PostgresWarehouse(url="postgresql://127.0.0.1/test")
+    assert held_open_for_run({"warehouse": postgres})["warehouse"] is postgres
+    held = DuckDBWarehouse(path="w.duckdb", memory_limit="1GB", hold_open_during_run=True)
+    assert held_open_for_run({"warehouse": held})["warehouse"] is held
+    copied = held_open_for_run({"warehouse": DuckDBWarehouse(path="w.duckdb", memory_limit="1GB")})["warehouse"]
+    assert (copied.path, copied.memory_limit, copied.hold_open_during_run) == ("w.duckdb", "1GB", True)
