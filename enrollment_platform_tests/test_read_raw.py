@@ -11,7 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from enrollment_platform.config import load_catalog
-from enrollment_platform.transforms.read_raw import stage_raw_file
+from enrollment_platform.transforms.read_raw import _sniffed_dialect, stage_raw_file
+from enrollment_platform.transforms.sql import quote_literal
 
 ENROLLMENT_HEADER = "e_id,s_id,c_id,instructor_id,enrollment_date,marks_scored,attendance_percentage\n"
 
@@ -205,3 +206,64 @@ def test_a_latin1_json_lines_file_is_read_through_a_utf8_copy(tmp_path):
     assert report.encoding == "latin-1" and report.status == "warning"
     assert (rows[0]["first_name"], rows[0]["last_name"]) == ("Zoë", "Müller")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latin.jsonl", "latin.jsonl.staged.parquet"]
+
+
+def _read_both_ways(path: Path, encoding: str = "utf-8") -> tuple[tuple, tuple]:
+    """Rows and rejected lines of the file read with DuckDB's own detection, and with the sniffed dialect."""
+    literal = quote_literal(str(path))
+    options = f"all_varchar=true, header=true, store_rejects=true, encoding={quote_literal(encoding)}"
+    results = []
+    for sniff_first in (False, True):
+        con = duckdb.connect()
+        try:
+            dialect = _sniffed_dialect(con, literal, options) if sniff_first else ""
+            relation = con.execute(f"SELECT * FROM read_csv({literal}, {options}{dialect}) WITH ORDINALITY")
+            columns, rows = tuple(d[0] for d in relation.description), relation.fetchall()
+            rejected = con.execute("SELECT line, error_type, csv_line FROM reject_errors ORDER BY ALL").fetchall()
+            results.append((columns, sorted(rows, key=lambda r: r[-1]), rejected))
+        except duckdb.Error as error:  # both ways must fail alike, e.g. a file with no readable dialect
+            results.append((type(error).__name__,))
+    return results[0], results[1]
+
+
+TRICKY_CSV = {
+    "semicolons": "a;b;c\n1;x,y;3\n4;5;6\n",
+    "tabs and quotes": 'a\tb\n"1\t2"\t3\n4\t"5 ""q"""\n',
+    "quoted newline, CRLF": 'a,b\r\n"line1\r\nline2",2\r\n3,4\r\n',
+    "ragged": "a,b,c\n1,2,3\n4,5,6,7\n8,9\n",
+    "duplicate headers": "a,a,b\n1,2,3\n",
+    "pipes, header only": "a|b|c\n",
+    "one column": "id\n1\n2\n",
+    "quotes after the sample": "a,b\n" + "1,2\n" * 30_000 + '"3,x",4\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY_CSV))
+def test_the_sniffed_dialect_reads_a_file_as_duckdb_s_own_detection_does(tmp_path, name):
+    path = tmp_path / "f.csv"
+    path.write_text(TRICKY_CSV[name], newline="")
+    auto, sniffed = _read_both_ways(path)
+    assert sniffed == auto
+
+
+CELLS = st.text(alphabet=st.sampled_from('ab1 ,;|"\t\n\r'), max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    header=st.lists(st.sampled_from(["e_id", "s_id", "x y", "c_id"]), min_size=1, max_size=4),
+    cells=st.lists(st.lists(CELLS, min_size=1, max_size=5), max_size=6),
+)
+@example(header=["e_id", "e_id"], cells=[['"', '"']])  # sniff_csv refuses its header, read_csv reads it: no dialect
+def test_the_sniffed_dialect_matches_on_generated_files(tmp_path_factory, header, cells):
+    path = tmp_path_factory.mktemp("csv") / "f.csv"
+    path.write_text("\n".join([",".join(header), *(",".join(row) for row in cells)]) + "\n", newline="")
+    auto, sniffed = _read_both_ways(path)
+    assert sniffed == auto
+
+
+def test_a_latin1_file_reads_alike_both_ways(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes('student_id;fname\n1;Zoë\n2;"Müller; Jr"\n'.encode("latin-1"))
+    auto, sniffed = _read_both_ways(path, "latin-1")
+    assert sniffed == auto and len(auto[1]) == 2
