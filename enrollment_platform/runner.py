@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+import duckdb
 import sqlalchemy
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -226,14 +227,22 @@ def combine(summaries: list[RunSummary]) -> RunSummary:
     return combined
 
 
-def held_open_for_run(resources: dict) -> dict:
-    """The resources of an in-process run: no other process takes a step, so the embedded warehouse's file can
-    stay open for the whole run."""
+@contextmanager
+def warehouse_held_open(resources: dict) -> Iterator[None]:
+    """Keep the embedded warehouse's file open for an in-process run: each of the run's ~60 connections then
+    joins the open database, where opening the file (and checkpointing it when the connection closed) cost
+    10–20 ms each. Only in process: under a multiprocess executor, steps in other processes must be able to
+    open the file, which DuckDB locks for one process."""
     warehouse = resources.get("warehouse")
-    if isinstance(warehouse, DuckDBWarehouse) and not warehouse.hold_open_during_run:
-        held = DuckDBWarehouse(path=warehouse.path, memory_limit=warehouse.memory_limit, hold_open_during_run=True)
-        return {**resources, "warehouse": held}
-    return resources
+    held = warehouse.connect() if isinstance(warehouse, DuckDBWarehouse) else nullcontext()
+    try:
+        held.__enter__()
+    except duckdb.Error:  # e.g. locked by another process: the warehouse steps will say so, and retry
+        held = nullcontext()
+    try:
+        yield
+    finally:
+        held.__exit__(None, None, None)
 
 
 def execute_batch(
@@ -245,9 +254,10 @@ def execute_batch(
     resources: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run the whole graph in this process for the raw files of ingestion dates first..last not yet processed."""
-    resources = held_open_for_run(resources or resources_for(settings))
+    resources = resources or resources_for(settings)
     job = build_definitions(settings, rules_by_dataset, resources).resolve_job_def(all_assets_job.name)
-    with dagster_instance(settings) as instance:  # disposed: the event log's connections close with the run
+    # the instance is disposed: the event log's connections close with the run
+    with dagster_instance(settings) as instance, warehouse_held_open(resources):
         return job.execute_in_process(
             instance=instance,
             raise_on_error=False,

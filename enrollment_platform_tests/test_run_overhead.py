@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -18,7 +19,7 @@ from enrollment_platform.quality.polars_rules import reference_columns
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse.embedded import DuckDBWarehouse
 from enrollment_platform.resources.warehouse.postgres import PostgresWarehouse
-from enrollment_platform.runner import PooledSqliteEventLogStorage, dagster_instance, held_open_for_run
+from enrollment_platform.runner import PooledSqliteEventLogStorage, dagster_instance, warehouse_held_open
 from enrollment_platform.settings import Settings
 
 PLAIN = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
@@ -181,26 +182,42 @@ def read_back(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
 
 
 @pytest.mark.parametrize("held", [True, False])
-def test_an_in_process_run_holds_the_embedded_warehouse_open_until_teardown(tmp_path, held):
+def test_an_in_process_run_holds_the_embedded_warehouse_open_until_it_ends(tmp_path, held):
     path = tmp_path / "warehouse.duckdb"
     resources = {"warehouse": DuckDBWarehouse(path=str(path))}
-    if held:
-        resources = held_open_for_run(resources)
-        assert resources["warehouse"].hold_open_during_run
-    result = dg.materialize([loaded, read_back], resources=resources)
+    with warehouse_held_open(resources) if held else nullcontext():
+        result = dg.materialize([loaded, read_back], resources=resources)
     assert result.success
     locked = result.asset_materializations_for_node("loaded")[0].metadata["locked_during_run"].value
     assert locked is held  # held: the file stays open between statements; else each statement opens it
     assert result.asset_materializations_for_node("read_back")[0].metadata["rows"].value == 1
-    assert _other_process_can_open(path)  # released at teardown, and the table was checkpointed to the file
+    assert _other_process_can_open(path)  # released at the end, and the table was checkpointed to the file
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
-def test_only_the_embedded_warehouse_is_held_open():
-    postgres = PostgresWarehouse(url="postgresql://127.0.0.1/test")
-    assert held_open_for_run({"warehouse": postgres})["warehouse"] is postgres
-    held = DuckDBWarehouse(path="w.duckdb", memory_limit="1GB", hold_open_during_run=True)
-    assert held_open_for_run({"warehouse": held})["warehouse"] is held
-    copied = held_open_for_run({"warehouse": DuckDBWarehouse(path="w.duckdb", memory_limit="1GB")})["warehouse"]
-    assert (copied.path, copied.memory_limit, copied.hold_open_during_run) == ("w.duckdb", "1GB", True)
+def test_a_warehouse_that_cannot_be_held_open_does_not_stop_the_run(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    locker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print(1, flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert locker.stdout.readline().strip() == b"1"  # the other process holds DuckDB's lock
+        with warehouse_held_open({"warehouse": DuckDBWarehouse(path=str(path))}):
+            ran = True
+    finally:
+        locker.communicate(b"")
+    assert ran
+
+
+def test_only_the_embedded_warehouse_is_held_open(tmp_path):
+    with warehouse_held_open({"warehouse": PostgresWarehouse(url="postgresql://127.0.0.1:1/none")}):
+        pass  # nothing is opened: a connection to that URL would fail
+    with warehouse_held_open({}):
+        pass

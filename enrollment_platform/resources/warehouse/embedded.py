@@ -8,9 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
-import dagster as dg
 import duckdb
-from pydantic import PrivateAttr
 
 from enrollment_platform.resources.warehouse.base import (
     SLOW_QUERIES,
@@ -42,37 +40,19 @@ def duckdb_path(url: str) -> str:
 class DuckDBWarehouse(Warehouse):
     """The embedded warehouse: one DuckDB file. It has no users or grants (see README, Security).
 
-    With `hold_open_during_run` (set by the in-process runner), the file stays open from the run's resource setup
-    to its teardown, so each statement's connection joins the open database instead of opening the file again: a
-    run makes about 60 connections, and opening the file, then checkpointing it when that connection closed, cost
-    10–20 ms each. Off by default: under a multiprocess executor, steps in other processes must be able to open the
-    file (DuckDB locks it for one process), so each holds it only while a statement runs."""
+    While a process holds one connection open (the in-process runner does, for a whole run), every other
+    connection joins the open database instead of opening the file again."""
 
     path: str
     memory_limit: str = "2GB"  # bounds the load's share of a run's memory; larger loads spill beside the file
-    hold_open_during_run: bool = False
     dialect: ClassVar[DuckDBDialect] = DuckDBDialect()
-    _held_open: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if self.hold_open_during_run:
-            self._held_open = self._open()
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._held_open is not None:
-            self._held_open.close()
-            self._held_open = None
-
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        """A connection to the file; while another one is open, DuckDB hands out one to the same database."""
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # rows need no insertion order (keys are numbered by an explicit sort): DuckDB then loads in parallel
-        config = {"memory_limit": self.memory_limit, "preserve_insertion_order": False}
-        return duckdb.connect(self.path, config=config)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open()
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # rows need no insertion order (keys are numbered by an explicit sort): DuckDB then loads in parallel
+        config = {"memory_limit": self.memory_limit, "preserve_insertion_order": False}
+        con = duckdb.connect(self.path, config=config)
         try:
             yield con
         finally:
