@@ -178,3 +178,56 @@ def test_files_dated_far_apart_run_as_separate_batches(original_raw, tmp_path):
     assert summary.success and len(summary.run_ids) == 2
     counts = {d: (c["rows_in"], c["rows_out"]) for d, c in summary.datasets.items()}
     assert counts == {"courses": (25, 25), "students": (55, 55), "instructors": (25, 25), "enrollments": (140, 125)}
+
+
+NEW_STUDENTS = [
+    "990001,Ada,Lovelace,1990-01-01,F,ada.lovelace@student.example.edu,+1 312 555 0199,536-22-8726,1 Main St,"
+    "Chicago,IL,60601,Mathematics,,2024-12-01T10:00:00",
+    "990002,Alan,Turing,1991-06-23,M,alan.turing@student.example.edu,+1 312 555 0142,536-22-8727,2 Main St,"
+    "Chicago,IL,60601,Computer Science,,2024-12-01T10:00:00",
+]
+
+
+def add_new_students_who_enroll(raw_flat: Path, students: Path, enrollments: Path) -> None:
+    """Two students who were not there before, and one enrollment of each."""
+    students.parent.mkdir(parents=True, exist_ok=True)
+    header = next((raw_flat / "students").glob("*.csv")).read_text().splitlines()[0]
+    students.write_text("\n".join([header, *NEW_STUDENTS]) + "\n")
+    header = (raw_flat / "enrollments" / "enrollments_0000.csv").read_text().splitlines()[0]
+    columns, rows = header.split(","), []
+    for number, line in enumerate(NEW_STUDENTS):
+        values = dict.fromkeys(columns, "")
+        values.update(
+            enrollment_id=f"8{number:06d}",
+            student_id=line.split(",")[0],
+            course_id="101",
+            enrollment_date="2024-12-02",
+            marks="75",
+            attendance_percentage="95",
+        )
+        rows.append(",".join(values[c] for c in columns))
+    enrollments.parent.mkdir(parents=True, exist_ok=True)
+    enrollments.write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_new_students_enrolling_on_day_two_leave_the_fact_incremental(raw_flat, tmp_path):
+    flat_raw = tmp_path / "raw_flat"
+    shutil.copytree(raw_flat, flat_raw)
+    add_new_students_who_enroll(raw_flat, flat_raw / "students" / "new.csv", flat_raw / "enrollments" / "new.csv")
+    flat = local_settings(tmp_path / "flat", flat_raw)
+    assert run_pipeline(flat).success
+    days_raw = by_day(raw_flat, tmp_path / "raw_days")
+    day_two = [days_raw / dataset / f"ingest_date={DAY_TWO}" / "new.csv" for dataset in ("students", "enrollments")]
+    add_new_students_who_enroll(raw_flat, *day_two)
+    days = local_settings(tmp_path / "days", days_raw)
+    for day in (DAY_ONE, DAY_TWO):
+        result = execute_batch(days, day, day)
+        assert result.success
+    summary = summarize(result, days, days.raw_uri)
+    assert summary.datasets["students"]["rows_out"] == 2
+    assert contents(days) == contents(flat)
+    fact = result.asset_materializations_for_node("warehouse__enrollment_fact")[0].metadata
+    student_dim = result.asset_materializations_for_node("warehouse__student_dim")[0].metadata
+    assert student_dim["inserted"].value == 2  # the dimension changed ...
+    assert fact["loaded_from"].value == "the batch's changes"  # ... and the fact still took only the batch
+    assert fact["inserted"].value > 2

@@ -19,6 +19,7 @@ from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import LoadResult, Warehouse
 from enrollment_platform.resources.warehouse.base import BatchChanges
 from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
+from enrollment_platform.transforms.sql import quote_ident
 
 
 def warehouse_asset(name: str, deps: list[dg.AssetKey], description: str, kinds=("duckdb", "table")):
@@ -45,20 +46,39 @@ def _load_metadata(result: LoadResult) -> dict:
     }
 
 
-def _changed(lake: LocalLake, state: str, batch: str) -> bool:
-    """Whether the batch changed a state (True when unknown)."""
+def _batch_rows(lake: LocalLake, state: str, batch: str) -> tuple[int, int] | None:
+    """(rows the batch put into a state, keys it removed from it); None when the batch wrote no changes files."""
     parts = [changes_parts(state, batch), removed_parts(state, batch)]
     if not all(lake.exists(*p) for p in parts):
-        return True
-    return any(pq.ParquetFile(lake.path(*p)).metadata.num_rows for p in parts)
-
-
-def fact_changes(lake: LocalLake, spec: DimensionSpec, batch: str) -> BatchChanges | None:
-    """A fact takes only its batch's changes when no dimension it references changed in the batch: a new or
-    removed dimension key can change the surrogate keys of fact rows the batch did not bring."""
-    warehouse = load_catalog().warehouse
-    if any(_changed(lake, warehouse[dimension].dataset, batch) for dimension, _ in spec.references.values()):
         return None
+    changed, removed = (pq.ParquetFile(lake.path(*p)).metadata.num_rows for p in parts)
+    return changed, removed
+
+
+def _unresolved_references(warehouse: Warehouse, table: str, key_column: str) -> int | None:
+    """Fact rows whose reference found no dimension row (NULL key); None when the table cannot be read."""
+    unresolved = f"SELECT count(*) FROM {quote_ident(table)} WHERE {quote_ident(key_column)} IS NULL"
+    try:
+        return warehouse.query(unresolved)[0][0]
+    except Exception:  # e.g. no such table yet: the load takes the whole state, which creates it
+        return None
+
+
+def fact_changes(lake: LocalLake, warehouse: Warehouse, spec: DimensionSpec, batch: str) -> BatchChanges | None:
+    """The batch's changes, when loading only them leaves every other fact row right; else None (whole state).
+
+    A dimension keeps the surrogate key of every natural key it already has, so a fact row the batch did not bring
+    can change only if a key it references was removed (it must lose that key), or if it references no dimension
+    row yet (NULL key) and the batch added dimension rows (one may be the row it names). Dimensions whose batch
+    added or updated rows are fine as long as no fact row has a NULL key for them: new students, courses or
+    instructors, the usual daily case, leave the fact incremental."""
+    dimensions = load_catalog().warehouse
+    for key_column, (dimension, _) in spec.references.items():
+        rows = _batch_rows(lake, dimensions[dimension].dataset, batch)
+        if rows is None or rows[1]:  # unknown, or keys removed
+            return None
+        if rows[0] and _unresolved_references(warehouse, spec.table, key_column) != 0:
+            return None
     return batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
 
 
@@ -85,7 +105,7 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
             return skipped
         batch = batch_of(context)
         if is_fact:
-            result = warehouse.load_fact(spec, parquet, fact_changes(lake, spec, batch))
+            result = warehouse.load_fact(spec, parquet, fact_changes(lake, warehouse, spec, batch))
         else:
             changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
             result = warehouse.load_dimension(spec, parquet, changes)
