@@ -1,5 +1,6 @@
 """Incremental, partitioned and crash-safe runs converge to the result of one clean run."""
 
+import json
 import shutil
 import signal
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from enrollment_platform.assets import warehouse as warehouse_assets
 from enrollment_platform.generator import generate_raw_layer
 from enrollment_platform.resources.warehouse import duckdb_path
 from enrollment_platform.runner import execute_batch, run_pipeline, summarize
@@ -231,3 +233,40 @@ def test_new_students_enrolling_on_day_two_leave_the_fact_incremental(raw_flat, 
     assert student_dim["inserted"].value == 2  # the dimension changed ...
     assert fact["loaded_from"].value == "the batch's changes"  # ... and the fact still took only the batch
     assert fact["inserted"].value > 2
+
+
+def remove_a_student_who_enrolled_on_day_one(raw: Path) -> str:
+    """Day two sends a newer version of a day-one student that fails validation (a date of birth that is not a
+    date): the newest version is in quarantine, so the student leaves the curated state and student_dim."""
+    enrollments = raw / "enrollments" / f"ingest_date={DAY_ONE}"
+    students = raw / "students" / f"ingest_date={DAY_ONE}"
+    student, row = duckdb.execute(
+        f"""SELECT e.student_id, to_json(s) FROM read_csv('{enrollments}/*.csv', all_varchar=true) e
+            JOIN read_csv('{students}/*.csv', all_varchar=true, hive_partitioning=false) s USING (student_id)
+            WHERE regexp_full_match(e.student_id, '[0-9]+') ORDER BY e.student_id LIMIT 1"""
+    ).fetchone()
+    values = json.loads(row) | {"student_id": student, "date_of_birth": "not a date", "last_modified": "2030-01-01"}
+    target = raw / "students" / f"ingest_date={DAY_TWO}" / "removal.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(",".join(values) + "\n" + ",".join(v or "" for v in values.values()) + "\n")
+    return student
+
+
+def test_a_student_removed_on_day_two_leaves_the_fact_as_a_whole_reload_would(raw_flat, tmp_path, monkeypatch):
+    raw = by_day(raw_flat, tmp_path / "raw_days")
+    remove_a_student_who_enrolled_on_day_one(raw)
+    incremental, whole = local_settings(tmp_path / "incremental", raw), local_settings(tmp_path / "whole", raw)
+    for day in (DAY_ONE, DAY_TWO):
+        result = execute_batch(incremental, day, day)
+        assert result.success
+    fact = result.asset_materializations_for_node("warehouse__enrollment_fact")[0].metadata
+    assert result.asset_materializations_for_node("warehouse__student_dim")[0].metadata["deleted"].value == 1
+    assert fact["loaded_from"].value == "the batch's changes"
+    with monkeypatch.context() as patched:
+        patched.setattr(warehouse_assets, "fact_changes", lambda *args: None)  # the whole state, every time
+        for day in (DAY_ONE, DAY_TWO):
+            assert execute_batch(whole, day, day).success
+    assert contents(incremental, exact=True) == contents(whole, exact=True)
+    with duckdb.connect(duckdb_path(incremental.warehouse_url), read_only=True) as con:
+        cleared = con.execute("SELECT count(*) FROM enrollment_fact WHERE student_key IS NULL").fetchone()[0]
+    assert cleared > 0 and fact["updated"].value >= cleared  # the student's enrollments lost their key

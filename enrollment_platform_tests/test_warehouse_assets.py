@@ -70,9 +70,10 @@ def test_new_instructors_reload_the_fact_when_a_fact_row_has_no_instructor_yet(l
 
 
 @pytest.mark.parametrize("dataset", sorted(DIMENSIONS))
-def test_a_removed_dimension_key_reloads_the_fact(lake, warehouse, dataset):
-    _batch(lake, removed={dataset: 1})  # fact rows referencing it must lose the key
-    assert fact_changes(lake, warehouse, FACT, BATCH) is None
+def test_a_removed_dimension_key_is_cleared_from_the_fact_rows_that_hold_it(lake, warehouse, dataset):
+    _batch(lake, removed={dataset: 1})
+    changes = fact_changes(lake, warehouse, FACT, BATCH)
+    assert changes is not None and changes.dangling_references == (DIMENSIONS[dataset],)
 
 
 def test_a_dimension_without_change_files_or_a_missing_fact_table_reloads_the_fact(lake, warehouse, tmp_path):

@@ -375,3 +375,34 @@ def test_a_table_out_of_step_is_loaded_from_the_whole_state(warehouse, tmp_path,
     warehouse.load_dimension(STUDENTS, v2, changes)
     assert sorted((sid, name) for _, sid, name in students_now(warehouse)) == [(s, n) for _, s, n in V2_ROWS]
     assert warehouse.query("SELECT state_version FROM \"_load_state\" WHERE table_name = 'student_dim'") == [("v2",)]
+
+
+def enrollment_columns(ids: list[str], students: list[str]) -> dict[str, pa.Array]:
+    n = len(ids)
+    return {
+        "enrollment_id": pa.array(ids),
+        "student_id": pa.array(students),
+        "_source_file": pa.array(["e.csv"] * n),
+        "_source_row": pa.array(range(n), pa.int64()),
+        "_flags": pa.array([[]] * n, FLAGS),
+    }
+
+
+def test_a_fact_in_step_clears_the_keys_its_dimension_lost(warehouse, tmp_path):
+    """student_dim loses s3 in the batch; the fact takes its batch (e3 of s4) and e2, of s3, loses its key."""
+    load_v1(warehouse, tmp_path)
+    fact_v1 = versioned(tmp_path / "e1.parquet", enrollment_columns(["e1", "e2"], ["s2", "s3"]), "e-v1")
+    assert counts(warehouse.load_fact(ENROLLMENTS, fact_v1)) == (2, 2, 0, 0)
+    v2, students = batch_v1_to_v2(tmp_path)
+    warehouse.load_dimension(STUDENTS, v2, students)
+    fact_v2 = versioned(tmp_path / "e2.parquet", enrollment_columns(["e1", "e2", "e3"], ["s2", "s3", "s4"]), "e-v2")
+    rows = write(tmp_path / "e_rows.parquet", enrollment_columns(["e3"], ["s4"]))
+    removed = write(tmp_path / "e_removed.parquet", {"enrollment_id": pa.array([], pa.string())})
+    changes = BatchChanges(rows, removed, "e-v1", "e-v2", 3, dangling_references=("student_key",))
+    result = warehouse.load_fact(ENROLLMENTS, fact_v2, changes)
+    assert (result.loaded_from, counts(result)) == ("batch", (3, 1, 1, 0))
+    assert warehouse.query("SELECT enrollment_id, student_key FROM enrollment_fact ORDER BY 1") == [
+        ("e1", 2),
+        ("e2", None),
+        ("e3", 4),
+    ]

@@ -2,6 +2,7 @@
 loaded from the curated state; then the bookmark of the batch's raw files, which advances only after every load
 has committed."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -68,18 +69,21 @@ def fact_changes(lake: LocalLake, warehouse: Warehouse, spec: DimensionSpec, bat
     """The batch's changes, when loading only them leaves every other fact row right; else None (whole state).
 
     A dimension keeps the surrogate key of every natural key it already has, so a fact row the batch did not bring
-    can change only if a key it references was removed (it must lose that key), or if it references no dimension
-    row yet (NULL key) and the batch added dimension rows (one may be the row it names). Dimensions whose batch
-    added or updated rows are fine as long as no fact row has a NULL key for them: new students, courses or
-    instructors, the usual daily case, leave the fact incremental."""
-    dimensions = load_catalog().warehouse
+    can change in two ways only: a key it references was removed (the load then clears it, see
+    `dangling_references`), or it references no dimension row yet (NULL key) and the batch added dimension rows,
+    one of which may be the row it names; only the whole state can tell, as the fact keeps no natural reference.
+    New or updated students, courses and instructors, the usual daily case, leave the fact incremental."""
+    dimensions, dangling = load_catalog().warehouse, []
     for key_column, (dimension, _) in spec.references.items():
         rows = _batch_rows(lake, dimensions[dimension].dataset, batch)
-        if rows is None or rows[1]:  # unknown, or keys removed
+        if rows is None:
             return None
         if rows[0] and _unresolved_references(warehouse, spec.table, key_column) != 0:
             return None
-    return batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
+        if rows[1]:
+            dangling.append(key_column)
+    changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
+    return replace(changes, dangling_references=tuple(dangling)) if changes else None
 
 
 def _no_state(path: str) -> dg.MaterializeResult | None:

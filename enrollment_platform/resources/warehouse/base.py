@@ -56,6 +56,8 @@ class BatchChanges:
     base_version: str
     state_version: str
     state_rows: int
+    # a fact's key columns whose dimension lost keys in the batch: rows still holding such a key lose it (NULL)
+    dangling_references: tuple[str, ...] = ()
 
 
 class _OutOfStep(Exception):
@@ -286,11 +288,24 @@ class Warehouse(dg.ConfigurableResource):
             session.execute(sql.create_keyed(table))
             counts = sql.count_batch_changes(table), sql.delete_removed(table)
             inserted, updated, deleted = self._apply_changes(session, table, *counts)
+            updated += self._clear_dangling(session, table, changes.dangling_references)
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
             if rows != changes.state_rows:
                 raise _OutOfStep(f"{rows} rows after the batch, the curated state has {changes.state_rows}")
         self._record_version(table, changes.state_version)
         return LoadResult(table.name, rows, inserted, updated, deleted, "batch")
+
+    @staticmethod
+    def _clear_dangling(session: Session, table: TableDef, keys: tuple[str, ...]) -> int:
+        """Rows referencing a dimension key that no longer exists get NULL there, as a load of the whole state
+        gives them (its lookup finds no dimension row); returns how many rows changed."""
+        sql, changed = session.dialect, 0
+        for reference in (r for r in table.references if r.key in keys):
+            dangling = session.execute(sql.count_dangling(table, reference)).fetchone()[0]
+            if dangling:
+                session.execute(sql.clear_dangling(table, reference))
+            changed += dangling
+        return changed
 
     @staticmethod
     def _apply_changes(session: Session, table: TableDef, count: str, delete: str) -> tuple[int, int, int]:

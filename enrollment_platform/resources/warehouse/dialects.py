@@ -25,6 +25,7 @@ from enrollment_platform.resources.warehouse import types
 from enrollment_platform.resources.warehouse.model import (
     LIST_SEPARATOR,
     LOAD_STATE,
+    Reference,
     TableDef,
     TargetColumn,
     warehouse_type,
@@ -177,6 +178,17 @@ class Dialect:
     def delete_removed(self, table: TableDef) -> str:
         natural, target, removed = q(table.natural_key), q(table.name), q(table.removed_keys().staging)
         return f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {removed} r WHERE r.{natural} = {target}.{natural})"
+
+    def _dangling(self, table: TableDef, reference: Reference) -> str:
+        key, target, dimension = q(reference.key), q(table.name), q(reference.dimension)
+        return f"{key} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {dimension} d WHERE d.{key} = {target}.{key})"
+
+    def count_dangling(self, table: TableDef, reference: Reference) -> str:
+        """Rows whose `reference` key is no longer in the dimension."""
+        return f"SELECT count(*) FROM {q(table.name)} WHERE {self._dangling(table, reference)}"
+
+    def clear_dangling(self, table: TableDef, reference: Reference) -> str:
+        return f"UPDATE {q(table.name)} SET {q(reference.key)} = NULL WHERE {self._dangling(table, reference)}"
 
     def delete_missing(self, table: TableDef) -> str:
         natural, target = q(table.natural_key), q(table.name)
