@@ -19,6 +19,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
@@ -406,3 +408,53 @@ def test_a_fact_in_step_clears_the_keys_its_dimension_lost(warehouse, tmp_path):
         ("e2", None),
         ("e3", 4),
     ]
+
+
+STUDENT_ROWS = st.dictionaries(
+    st.sampled_from(["s1", "s2", "s3", "s4"]),
+    st.tuples(
+        st.sampled_from([None, "", "Al", "al"]),
+        st.sampled_from([None, 0, 2000]),
+        st.sampled_from([None, [], ["a"], ["a", "b"], ["b", "a"]]),
+    ),
+)
+
+
+def student_rows(folder: Path, name: str, rows: dict[str, tuple]) -> str:
+    ids = sorted(rows)
+    return write(
+        folder / name,
+        {
+            "student_id": pa.array(ids, pa.string()),
+            "name": pa.array([rows[i][0] for i in ids], pa.string()),
+            "birth_year": pa.array([rows[i][1] for i in ids], pa.int32()),
+            "_source_file": pa.array(["a.csv"] * len(ids), pa.string()),
+            "_source_row": pa.array([1] * len(ids), pa.int64()),
+            "_flags": pa.array([rows[i][2] for i in ids], FLAGS),
+        },
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=STUDENT_ROWS, after=STUDENT_ROWS)
+def test_the_embedded_warehouse_finds_exactly_the_changed_rows(tmp_path_factory, before, after):
+    """DuckDB compares a hash of each row's values with the table's: the counts and the rows are those of a
+    comparison value by value (NULL is not '', [] is not NULL, the order of flags matters)."""
+    folder = tmp_path_factory.mktemp("rows")
+    warehouse = DuckDBWarehouse(path=str(folder / "warehouse.duckdb"))
+    warehouse.load_dimension(STUDENTS, student_rows(folder, "before.parquet", before))
+    result = warehouse.load_dimension(STUDENTS, student_rows(folder, "after.parquet", after))
+    changed = [k for k in after.keys() & before.keys() if _as_loaded(before[k]) != _as_loaded(after[k])]
+    assert (result.inserted, result.updated, result.deleted) == (
+        len(after.keys() - before.keys()),
+        len(changed),
+        len(before.keys() - after.keys()),
+    )
+    table = warehouse.query("SELECT student_id, name, birth_year, dq_flags FROM student_dim ORDER BY 1")
+    assert table == [(k, *_as_loaded(after[k])) for k in sorted(after)]
+
+
+def _as_loaded(row: tuple) -> tuple:
+    """A row as the table holds it: the flags list joined into text."""
+    name, birth_year, flags = row
+    return name, birth_year, None if flags is None else "; ".join(flags)

@@ -257,6 +257,26 @@ class DuckDBDialect(Dialect):
             return f"{self.staging_type(data_type.value_type)}[]"
         return self.column_type(data_type)
 
+    def create_changes(self, table: TableDef) -> str:
+        """As the base, but the table's side of the join is only its keys and a hash of the compared columns: the
+        full width of a 10 M-row table spilled out of the join (10.2 s; this way 2.1 s). A row counts as changed
+        when the hashes differ, so values that differ but hash alike (one chance in 2^64 per row) would leave
+        that row as it was."""
+        if not table.updatable:
+            return super().create_changes(table)
+        natural, surrogate = q(table.natural_key), q(table.surrogate_key)
+
+        def row_hash(alias: str) -> str:
+            return "hash(" + ", ".join(f"{alias}.{q(c)}" for c in table.updatable) + ")"
+
+        current = f"SELECT {natural}, {surrogate}, {row_hash('r')} AS _row_hash FROM {q(table.name)} r"
+        return (
+            f"CREATE TEMP TABLE {q(table.changes)} AS "
+            f"SELECT k.*, CASE WHEN t.{surrogate} IS NULL THEN 1 ELSE 0 END AS is_new "
+            f"FROM {q(table.keyed)} k LEFT JOIN ({current}) t ON t.{natural} = k.{natural} "
+            f"WHERE t.{natural} IS NULL OR {row_hash('k')} <> t._row_hash"
+        )
+
     def staged_view(self, table: TableDef, parquet: str) -> str:
         """The staging relation as a view over the file, with the staging table's column types."""
         columns = ", ".join(f"CAST({q(c.name)} AS {self.staging_type(c.type)}) AS {q(c.name)}" for c in table.staged)
