@@ -198,27 +198,48 @@ def add_updates(raw: Path, count: int, seed: int) -> int:
         return con.execute(query).fetchone()[0]
 
 
-def add_delta(work: Path, raw: Path, enrollments: int, seed: int) -> dict:
-    """Day two: new enrollments (ids after the first layer's) and updates of existing ones."""
+def last_student_id(raw: Path) -> int:
+    """The largest numeric student id of day one (its files, CSV and JSON lines)."""
+    import duckdb
+
+    folder = raw / "students" / f"ingest_date={DAY_ONE}"
+    largest = "SELECT max(TRY_CAST(student_id AS BIGINT)) AS m FROM "
+    reads = [
+        f"{largest} read_csv('{folder}/*.csv', all_varchar=true, hive_partitioning=false)",
+        f"{largest} read_json('{folder}/*.jsonl', format='newline_delimited', columns={{'student_id': 'VARCHAR'}}, "
+        "hive_partitioning=false)",
+    ]
+    with duckdb.connect() as con:
+        return int(con.execute(f"SELECT max(m) FROM ({' UNION ALL '.join(reads)})").fetchone()[0])
+
+
+def add_delta(work: Path, raw: Path, enrollments: int, seed: int, new_students: bool = False) -> dict:
+    """Day two: new enrollments (ids after the first layer's) and updates of existing ones. With `new_students`,
+    also the generator's students of the delta, under ids after day one's, whom the new enrollments refer to: the
+    student dimension changes in the batch, as it does in most real deliveries."""
     from enrollment_platform.generator.layer import FIRST_ID, MIN_ENROLLMENTS
 
     new = max(MIN_ENROLLMENTS, round(enrollments * NEW_SHARE))
     flat = work / f"delta-{enrollments}"
     first = {"enrollments": FIRST_ID["enrollments"] + enrollments}
+    if new_students:
+        first["students"] = last_student_id(raw) + 1
     generate(work, flat, new, seed + 1, first)
     manifest = json.loads((flat / "_manifest.json").read_text())
-    for dataset in ("students", "courses", "instructors"):
-        shutil.rmtree(flat / dataset)  # the new enrollments refer to students and courses of day one
+    kept = ("enrollments", "students") if new_students else ("enrollments",)
+    for dataset in {"students", "courses", "instructors"} - set(kept):
+        shutil.rmtree(flat / dataset)  # the new enrollments refer to day one's courses (and students, unless new)
     files = lay_out_by_day(flat, raw, DAY_TWO, prefix="new_")
     shutil.rmtree(flat)
     updates = add_updates(raw, max(1, round(enrollments * UPDATE_SHARE)), seed)
-    new_rows = manifest["datasets"]["enrollments"]["expected"]["rows_in"]
+    rows = {dataset: manifest["datasets"][dataset]["expected"]["rows_in"] for dataset in kept}
     return {
-        "layout": f"<raw>/enrollments/ingest_date={DAY_TWO}/<file>",
+        "layout": f"<raw>/<dataset>/ingest_date={DAY_TWO}/<file>",
         "files": [*files, f"enrollments/ingest_date={DAY_TWO}/enrollments_updates.csv"],
-        "new_enrollment_rows": new_rows,
+        "new_enrollment_rows": rows["enrollments"],
         "updated_enrollment_rows": updates,
-        "share_of_full": round((new_rows + updates) / enrollments, 4),
+        "new_student_rows": rows.get("students", 0),
+        "share_of_full": round((rows["enrollments"] + updates) / enrollments, 4),
     }
 
 
@@ -298,14 +319,14 @@ def summarize_size(enrollments: int, layer: dict, trials: dict[str, list[Trial]]
 # ------------------------------------------------------------------------------------------ incremental
 
 
-def measure_incremental(work: Path, size: dict, repeats: int, seed: int) -> dict:
+def measure_incremental(work: Path, size: dict, repeats: int, seed: int, new_students: bool = False) -> dict:
     """Second runs over the kept home of the first full run, after a ~1 % delta arrived as the next day."""
     enrollments, raw = size["enrollments"], size["_raw"]
     home = work / f"pipeline-{enrollments}-0"
     snapshot = work / f"snapshot-{enrollments}"
     home.rename(snapshot)
     print(f"[{enrollments:,} enrollments] incremental: adding the delta", file=sys.stderr, flush=True)
-    delta = add_delta(work, raw, enrollments, seed)
+    delta = add_delta(work, raw, enrollments, seed, new_students)
     trials = []
     for repeat in range(repeats):
         shutil.copytree(snapshot, home, symlinks=True)
@@ -333,15 +354,15 @@ def measure_incremental(work: Path, size: dict, repeats: int, seed: int) -> dict
 def check_incremental(summary: dict, delta: dict) -> None:
     """The second run must process exactly the delta's files, and nothing of day one."""
     files = {d: summary["datasets"].get(d, {}).get("files", 0) for d in DATASETS}
-    wanted = {d: 0 for d in DATASETS} | {"enrollments": len(delta["files"])}
+    wanted = {d: sum(f.split("/")[0] == d for f in delta["files"]) for d in DATASETS}
     if summary.get("nothing_new") or files != wanted:
         raise TrialFailed(f"incremental run processed {files} files, expected {wanted}")
 
 
 def incremental_detail(summary: dict) -> dict:
-    counts = summary["datasets"].get("enrollments", {})
     keys = ("files", "rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
-    return {"enrollments": {k: counts.get(k) for k in keys}, "warehouse": summary.get("warehouse", {})}
+    processed = {d: c for d, c in summary["datasets"].items() if c.get("files")}
+    return {d: {k: c.get(k) for k in keys} for d, c in processed.items()} | {"warehouse": summary.get("warehouse", {})}
 
 
 # ------------------------------------------------------------------------------------------ sample overhead
@@ -480,6 +501,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="trials per contender (median reported)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), help="contenders to run")
     parser.add_argument("--incremental", action="store_true", help="time a ~1 %% delta run at the largest size")
+    parser.add_argument(
+        "--delta-students", action="store_true", help="the delta also brings ~1 %% new students, who enroll"
+    )
     parser.add_argument("--sample-overhead", action="store_true", help="time a run on the bundled sample")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.json")
@@ -502,7 +526,8 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict:
         keep = args.incremental and enrollments == args.enrollments[-1]
         report["sizes"].append(measure_size(work, enrollments, args, keep))
     if args.incremental:
-        report["incremental"] = measure_incremental(work, report["sizes"][-1], args.repeats, args.seed)
+        largest = report["sizes"][-1]
+        report["incremental"] = measure_incremental(work, largest, args.repeats, args.seed, args.delta_students)
     if args.sample_overhead:
         report["sample_overhead"] = measure_sample(work, args.repeats)
     for size in report["sizes"]:
