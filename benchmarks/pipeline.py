@@ -512,6 +512,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.delta_students and not args.incremental:
+        parser.error("--delta-students shapes the incremental run: give --incremental too")
     if args.incremental and ("pipeline" not in args.only or not args.enrollments):
         parser.error("--incremental needs the pipeline contender and at least one size")
     args.only = [k for k in CONTENDERS if k in args.only]

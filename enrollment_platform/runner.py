@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from enrollment_platform.resources.warehouse.embedded import DuckDBWarehouse
 from enrollment_platform.settings import Settings, SettingsError
 
 SUMMARY_COUNTS = ("rows_in", "rows_out", "rows_quarantined", "rows_duplicate")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,12 +240,15 @@ def warehouse_held_open(resources: dict) -> Iterator[None]:
     held = warehouse.connect() if isinstance(warehouse, DuckDBWarehouse) else nullcontext()
     try:
         held.__enter__()
-    except duckdb.Error:  # e.g. locked by another process: the warehouse steps will say so, and retry
+    except (duckdb.Error, OSError):  # e.g. locked by another process: the warehouse steps will say so, and retry
         held = nullcontext()
     try:
         yield
     finally:
-        held.__exit__(None, None, None)
+        try:
+            held.__exit__(None, None, None)
+        except duckdb.Error as error:  # the run's commits are in the file's WAL: the next open replays them
+            log.warning("closing the warehouse after the run failed: %s", error)
 
 
 def execute_batch(

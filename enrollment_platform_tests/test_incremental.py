@@ -18,7 +18,7 @@ from enrollment_platform_tests.conftest import REPO, local_settings
 
 pytestmark = pytest.mark.slow
 
-DAY_ONE, DAY_TWO = "2024-09-01", "2024-09-02"
+DAY_ONE, DAY_TWO, DAY_THREE = "2024-09-01", "2024-09-02", "2024-09-03"
 STAR = ("student_dim", "course_dim", "instructor_dim", "enrollment_fact", "student_pii")
 # what an enrollment row means, with dimension keys replaced by the natural ids they stand for
 FACT_BY_NATURAL_KEYS = """
@@ -252,21 +252,40 @@ def remove_a_student_who_enrolled_on_day_one(raw: Path) -> str:
     return student
 
 
-def test_a_student_removed_on_day_two_leaves_the_fact_as_a_whole_reload_would(raw_flat, tmp_path, monkeypatch):
+def update_a_student_on_day_three(raw: Path, removed: str) -> None:
+    """Day three updates one other student (a new major): the dimension changes, no key is added or removed."""
+    students = raw / "students" / f"ingest_date={DAY_ONE}"
+    row = duckdb.execute(
+        f"""SELECT to_json(s) FROM read_csv('{students}/*.csv', all_varchar=true, hive_partitioning=false) s
+            WHERE regexp_full_match(student_id, '[0-9]+') AND student_id <> '{removed}' ORDER BY student_id LIMIT 1"""
+    ).fetchone()[0]
+    values = json.loads(row) | {"major": "Astronomy", "last_modified": "2030-01-02"}
+    target = raw / "students" / f"ingest_date={DAY_THREE}" / "update.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(",".join(values) + "\n" + ",".join(v or "" for v in values.values()) + "\n")
+
+
+def test_a_student_removed_then_another_updated_leave_the_fact_as_a_whole_reload_would(raw_flat, tmp_path, monkeypatch):
     raw = by_day(raw_flat, tmp_path / "raw_days")
-    remove_a_student_who_enrolled_on_day_one(raw)
+    update_a_student_on_day_three(raw, remove_a_student_who_enrolled_on_day_one(raw))
     incremental, whole = local_settings(tmp_path / "incremental", raw), local_settings(tmp_path / "whole", raw)
-    for day in (DAY_ONE, DAY_TWO):
+    loads = {}
+    for day in (DAY_ONE, DAY_TWO, DAY_THREE):
         result = execute_batch(incremental, day, day)
         assert result.success
-    fact = result.asset_materializations_for_node("warehouse__enrollment_fact")[0].metadata
-    assert result.asset_materializations_for_node("warehouse__student_dim")[0].metadata["deleted"].value == 1
-    assert fact["loaded_from"].value == "the batch's changes"
+        loads[day] = {
+            node: result.asset_materializations_for_node(node)[0].metadata
+            for node in ("warehouse__enrollment_fact", "warehouse__student_dim")
+        }
+    assert loads[DAY_TWO]["warehouse__student_dim"]["deleted"].value == 1
+    assert loads[DAY_THREE]["warehouse__student_dim"]["updated"].value == 1
+    for day in (DAY_TWO, DAY_THREE):  # the removal left NULL keys; an update cannot resolve them
+        assert loads[day]["warehouse__enrollment_fact"]["loaded_from"].value == "the batch's changes", day
     with monkeypatch.context() as patched:
         patched.setattr(warehouse_assets, "fact_changes", lambda *args: None)  # the whole state, every time
-        for day in (DAY_ONE, DAY_TWO):
+        for day in (DAY_ONE, DAY_TWO, DAY_THREE):
             assert execute_batch(whole, day, day).success
     assert contents(incremental, exact=True) == contents(whole, exact=True)
     with duckdb.connect(duckdb_path(incremental.warehouse_url), read_only=True) as con:
         cleared = con.execute("SELECT count(*) FROM enrollment_fact WHERE student_key IS NULL").fetchone()[0]
-    assert cleared > 0 and fact["updated"].value >= cleared  # the student's enrollments lost their key
+    assert cleared > 0 and loads[DAY_TWO]["warehouse__enrollment_fact"]["updated"].value >= cleared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,35 +10,35 @@ import pytest
 
 from enrollment_platform.assets.curated import changes_parts, removed_parts
 from enrollment_platform.assets.deduped import curated_parts
-from enrollment_platform.assets.warehouse import fact_changes
+from enrollment_platform.assets.warehouse import BATCH_LOAD, DimensionLoad, fact_changes
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse.embedded import DuckDBWarehouse
 
 BATCH = "2024-09-02"
 FACT = load_catalog().warehouse["enrollment_fact"]
-DIMENSIONS = {"students": "student_key", "courses": "course_key", "instructors": "instructor_key"}
+KEYS = ("student_key", "course_key", "instructor_key")
+UNCHANGED = DimensionLoad(from_batch=True, inserted=0, deleted=0)
 
 
-def _write(lake: LocalLake, parts: list[str], rows: int, footer: dict[str, str] | None = None) -> None:
-    table = pa.table({"id": pa.array([str(i) for i in range(rows)], pa.string())})
-    pq.write_table(table.replace_schema_metadata(footer or {}), lake.path(*parts))
+def _write(lake: LocalLake, parts: list[str], rows: int, footer: dict[str, str]) -> None:
+    table = pa.table({"enrollment_id": pa.array([str(i) for i in range(rows)], pa.string())})
+    pq.write_table(table.replace_schema_metadata(footer), lake.path(*parts))
 
 
-def _batch(lake: LocalLake, changed: dict[str, int] | None = None, removed: dict[str, int] | None = None) -> None:
-    """The batch's change files: the enrollments' (v1 -> v2, the state at v2), and each dimension's."""
-    footer = {"base_version": "v1", "state_version": "v2", "state_rows": "3"}
-    _write(lake, curated_parts("enrollments"), 3, {"state_version": "v2"})
-    _write(lake, changes_parts("enrollments", BATCH), 1, footer)
-    _write(lake, removed_parts("enrollments", BATCH), 0, footer)
-    for dataset in DIMENSIONS:
-        _write(lake, changes_parts(dataset, BATCH), (changed or {}).get(dataset, 0))
-        _write(lake, removed_parts(dataset, BATCH), (removed or {}).get(dataset, 0))
+def loads(**changed: DimensionLoad) -> dict[str, DimensionLoad]:
+    return {key: changed.get(key, UNCHANGED) for key in KEYS}
 
 
 @pytest.fixture
 def lake(tmp_path) -> LocalLake:
-    return LocalLake(root=str(tmp_path / "lake"))
+    """The enrollments' batch change files (v1 -> v2) beside the state they lead to."""
+    lake = LocalLake(root=str(tmp_path / "lake"))
+    footer = {"base_version": "v1", "state_version": "v2", "state_rows": "3"}
+    _write(lake, curated_parts("enrollments"), 3, {"state_version": "v2"})
+    _write(lake, changes_parts("enrollments", BATCH), 1, footer)
+    _write(lake, removed_parts("enrollments", BATCH), 0, footer)
+    return lake
 
 
 @pytest.fixture
@@ -51,33 +52,49 @@ def warehouse(tmp_path) -> DuckDBWarehouse:
 
 
 def test_unchanged_dimensions_leave_the_fact_incremental(lake, warehouse):
-    _batch(lake)
-    changes = fact_changes(lake, warehouse, FACT, BATCH)
+    changes = fact_changes(lake, warehouse, FACT, BATCH, loads())
     assert changes is not None and (changes.base_version, changes.state_version) == ("v1", "v2")
+    assert changes.dangling_references == ()
 
 
 def test_new_or_updated_students_and_courses_leave_the_fact_incremental(lake, warehouse):
-    _batch(lake, changed={"students": 5, "courses": 2})
-    assert fact_changes(lake, warehouse, FACT, BATCH) is not None
+    grown = DimensionLoad(from_batch=True, inserted=5, deleted=0)
+    assert fact_changes(lake, warehouse, FACT, BATCH, loads(student_key=grown, course_key=grown)) is not None
 
 
-def test_new_instructors_reload_the_fact_when_a_fact_row_has_no_instructor_yet(lake, warehouse):
-    _batch(lake, changed={"instructors": 1})
-    assert fact_changes(lake, warehouse, FACT, BATCH) is None  # the new instructor may be the missing one
+def test_new_instructors_reload_the_fact_only_while_a_fact_row_has_no_instructor(lake, warehouse):
+    new = loads(instructor_key=DimensionLoad(from_batch=True, inserted=1, deleted=0))
+    assert fact_changes(lake, warehouse, FACT, BATCH, new) is None  # the new instructor may be the missing one
+    assert fact_changes(lake, warehouse, FACT, BATCH, loads()) is not None  # no new instructor: nothing resolves
     with warehouse.connect() as con:
         con.execute("UPDATE enrollment_fact SET instructor_key = 3 WHERE instructor_key IS NULL")
-    assert fact_changes(lake, warehouse, FACT, BATCH) is not None
+    assert fact_changes(lake, warehouse, FACT, BATCH, new) is not None
 
 
-@pytest.mark.parametrize("dataset", sorted(DIMENSIONS))
-def test_a_removed_dimension_key_is_cleared_from_the_fact_rows_that_hold_it(lake, warehouse, dataset):
-    _batch(lake, removed={dataset: 1})
-    changes = fact_changes(lake, warehouse, FACT, BATCH)
-    assert changes is not None and changes.dangling_references == (DIMENSIONS[dataset],)
+@pytest.mark.parametrize("key_column", KEYS)
+def test_a_deleted_dimension_key_is_cleared_from_the_fact_rows_that_hold_it(lake, warehouse, key_column):
+    deleted = DimensionLoad(from_batch=True, inserted=0, deleted=1)
+    changes = fact_changes(lake, warehouse, FACT, BATCH, loads(**{key_column: deleted}))
+    assert changes is not None and changes.dangling_references == (key_column,)
 
 
-def test_a_dimension_without_change_files_or_a_missing_fact_table_reloads_the_fact(lake, warehouse, tmp_path):
-    _batch(lake, changed={"students": 1})
-    assert fact_changes(lake, DuckDBWarehouse(path=str(tmp_path / "empty.duckdb")), FACT, BATCH) is None
-    lake.remove(*removed_parts("courses", BATCH))  # e.g. a launched curate step that wrote none
-    assert fact_changes(lake, warehouse, FACT, BATCH) is None
+def test_a_dimension_loaded_from_its_whole_state_or_not_in_this_run_reloads_the_fact(lake, warehouse):
+    whole = DimensionLoad(from_batch=False, inserted=0, deleted=0)  # its keys may have changed beyond the batch
+    assert fact_changes(lake, warehouse, FACT, BATCH, loads(course_key=whole)) is None
+    assert fact_changes(lake, warehouse, FACT, BATCH, None) is None
+
+
+def test_a_missing_fact_table_reloads_the_fact(lake, tmp_path):
+    empty = DuckDBWarehouse(path=str(tmp_path / "empty.duckdb"))
+    grown = loads(student_key=DimensionLoad(from_batch=True, inserted=1, deleted=0))
+    assert fact_changes(lake, empty, FACT, BATCH, grown) is None
+
+
+def test_a_dimension_load_reads_its_metadata():
+    metadata = {
+        "loaded_from": dg.MetadataValue.text(BATCH_LOAD),
+        "inserted": dg.MetadataValue.int(2),
+        "deleted": dg.MetadataValue.int(1),
+    }
+    assert DimensionLoad.of(metadata) == DimensionLoad(from_batch=True, inserted=2, deleted=1)
+    assert DimensionLoad.of({"rows": dg.MetadataValue.int(0), "note": "no curated data yet"}).from_batch is False

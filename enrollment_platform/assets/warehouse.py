@@ -2,15 +2,14 @@
 loaded from the curated state; then the bookmark of the batch's raw files, which advances only after every load
 has committed."""
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from enrollment_platform import bookmarks
 from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
-from enrollment_platform.assets.curated import batch_changes, changes_parts, removed_parts
+from enrollment_platform.assets.curated import batch_changes
 from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
 from enrollment_platform.config import DimensionSpec, load_catalog, load_pii_policy
@@ -43,17 +42,40 @@ def _load_metadata(result: LoadResult) -> dict:
         "inserted": dg.MetadataValue.int(result.inserted),
         "updated": dg.MetadataValue.int(result.updated),
         "deleted": dg.MetadataValue.int(result.deleted),
-        "loaded_from": "the batch's changes" if result.loaded_from == "batch" else "the whole curated state",
+        "loaded_from": BATCH_LOAD if result.loaded_from == "batch" else "the whole curated state",
     }
 
 
-def _batch_rows(lake: LocalLake, state: str, batch: str) -> tuple[int, int] | None:
-    """(rows the batch put into a state, keys it removed from it); None when the batch wrote no changes files."""
-    parts = [changes_parts(state, batch), removed_parts(state, batch)]
-    if not all(lake.exists(*p) for p in parts):
-        return None
-    changed, removed = (pq.ParquetFile(lake.path(*p)).metadata.num_rows for p in parts)
-    return changed, removed
+BATCH_LOAD = "the batch's changes"
+
+
+@dataclass(frozen=True)
+class DimensionLoad:
+    """What a dimension's load did in this run (its materialization's metadata)."""
+
+    from_batch: bool  # it took exactly its batch's changes (not the whole state)
+    inserted: int
+    deleted: int
+
+    @classmethod
+    def of(cls, metadata: dict) -> "DimensionLoad":
+        def value(name: str):
+            item = metadata.get(name)
+            return getattr(item, "value", item)
+
+        return cls(value("loaded_from") == BATCH_LOAD, int(value("inserted") or 0), int(value("deleted") or 0))
+
+
+def dimension_loads(context, spec: DimensionSpec) -> dict[str, DimensionLoad] | None:
+    """The load of each dimension the fact references, by the fact's key column, as this run made it; None when one
+    was not loaded in this run (e.g. a run of the fact alone)."""
+    loads = {}
+    for key_column, (dimension, _) in spec.references.items():
+        records = context.instance.fetch_materializations(key("warehouse", dimension), limit=1).records
+        if not records or records[0].run_id != context.run.run_id:
+            return None
+        loads[key_column] = DimensionLoad.of(records[0].asset_materialization.metadata)
+    return loads
 
 
 def _unresolved_references(warehouse: Warehouse, table: str, key_column: str) -> int | None:
@@ -65,22 +87,26 @@ def _unresolved_references(warehouse: Warehouse, table: str, key_column: str) ->
         return None
 
 
-def fact_changes(lake: LocalLake, warehouse: Warehouse, spec: DimensionSpec, batch: str) -> BatchChanges | None:
+def fact_changes(
+    lake: LocalLake, warehouse: Warehouse, spec: DimensionSpec, batch: str, loads: dict[str, DimensionLoad] | None
+) -> BatchChanges | None:
     """The batch's changes, when loading only them leaves every other fact row right; else None (whole state).
 
-    A dimension keeps the surrogate key of every natural key it already has, so a fact row the batch did not bring
-    can change in two ways only: a key it references was removed (the load then clears it, see
-    `dangling_references`), or it references no dimension row yet (NULL key) and the batch added dimension rows,
-    one of which may be the row it names; only the whole state can tell, as the fact keeps no natural reference.
-    New or updated students, courses and instructors, the usual daily case, leave the fact incremental."""
-    dimensions, dangling = load_catalog().warehouse, []
-    for key_column, (dimension, _) in spec.references.items():
-        rows = _batch_rows(lake, dimensions[dimension].dataset, batch)
-        if rows is None:
+    A dimension that took exactly its batch's changes kept the surrogate key of every natural key it already had,
+    so a fact row the batch did not bring can change in two ways only: a key it holds was deleted (the load then
+    clears it, see `dangling_references`), or it holds no key yet (NULL) and the dimension gained rows, one of
+    which may be the row it names; the fact keeps no natural reference to tell, so that case, and a dimension
+    loaded from its whole state or not in this run, take the whole state. Updated or deleted dimension rows, and
+    new ones while every fact row has its key, leave the fact incremental."""
+    if loads is None:
+        return None
+    dangling = []
+    for key_column, load in loads.items():
+        if not load.from_batch:
             return None
-        if rows[0] and _unresolved_references(warehouse, spec.table, key_column) != 0:
+        if load.inserted and _unresolved_references(warehouse, spec.table, key_column) != 0:
             return None
-        if rows[1]:
+        if load.deleted:
             dangling.append(key_column)
     changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
     return replace(changes, dangling_references=tuple(dangling)) if changes else None
@@ -109,7 +135,8 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
             return skipped
         batch = batch_of(context)
         if is_fact:
-            result = warehouse.load_fact(spec, parquet, fact_changes(lake, warehouse, spec, batch))
+            changes = fact_changes(lake, warehouse, spec, batch, dimension_loads(context, spec))
+            result = warehouse.load_fact(spec, parquet, changes)
         else:
             changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
             result = warehouse.load_dimension(spec, parquet, changes)

@@ -260,8 +260,10 @@ class DuckDBDialect(Dialect):
     def create_changes(self, table: TableDef) -> str:
         """As the base, but the table's side of the join is only its keys and a hash of the compared columns: the
         full width of a 10 M-row table spilled out of the join (10.2 s; this way 2.1 s). A row counts as changed
-        when the hashes differ, so values that differ but hash alike (one chance in 2^64 per row) would leave
-        that row as it was."""
+        when the hashes differ, so values that differ but hash alike (DuckDB's 64-bit hash is not cryptographic:
+        about one chance in 2^64 per row) would leave that row as it was. The hash depends on the column types
+        as well as the values: the table's columns have the types the load gives them, so they match; a column
+        whose type differed would make every row count as updated (right, only slower)."""
         if not table.updatable:
             return super().create_changes(table)
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)

@@ -41,7 +41,8 @@ class DuckDBWarehouse(Warehouse):
     """The embedded warehouse: one DuckDB file. It has no users or grants (see README, Security).
 
     While a process holds one connection open (the in-process runner does, for a whole run), every other
-    connection joins the open database instead of opening the file again."""
+    connection of the same configuration joins the open database instead of opening the file again; one of
+    another configuration (e.g. read-only) fails until it is closed, and other processes cannot open the file."""
 
     path: str
     memory_limit: str = "2GB"  # bounds the load's share of a run's memory; larger loads spill beside the file
