@@ -265,9 +265,13 @@ def update_a_student_on_day_three(raw: Path, removed: str) -> None:
     target.write_text(",".join(values) + "\n" + ",".join(v or "" for v in values.values()) + "\n")
 
 
-def test_a_student_removed_then_another_updated_leave_the_fact_as_a_whole_reload_would(raw_flat, tmp_path, monkeypatch):
+def test_a_student_removed_then_others_updated_and_added_leave_the_fact_as_a_whole_reload_would(
+    raw_flat, tmp_path, monkeypatch
+):
     raw = by_day(raw_flat, tmp_path / "raw_days")
     update_a_student_on_day_three(raw, remove_a_student_who_enrolled_on_day_one(raw))
+    day_three = [raw / dataset / f"ingest_date={DAY_THREE}" / "new.csv" for dataset in ("students", "enrollments")]
+    add_new_students_who_enroll(raw_flat, *day_three)
     incremental, whole = local_settings(tmp_path / "incremental", raw), local_settings(tmp_path / "whole", raw)
     loads = {}
     for day in (DAY_ONE, DAY_TWO, DAY_THREE):
@@ -278,8 +282,11 @@ def test_a_student_removed_then_another_updated_leave_the_fact_as_a_whole_reload
             for node in ("warehouse__enrollment_fact", "warehouse__student_dim")
         }
     assert loads[DAY_TWO]["warehouse__student_dim"]["deleted"].value == 1
-    assert loads[DAY_THREE]["warehouse__student_dim"]["updated"].value == 1
-    for day in (DAY_TWO, DAY_THREE):  # the removal left NULL keys; an update cannot resolve them
+    three = loads[DAY_THREE]["warehouse__student_dim"]
+    assert (three["inserted"].value, three["updated"].value) == (2, 1)
+    # the removal left NULL keys; neither the update nor the new students (no earlier enrollment names them)
+    # can resolve one, so the fact stays incremental
+    for day in (DAY_TWO, DAY_THREE):
         assert loads[day]["warehouse__enrollment_fact"]["loaded_from"].value == "the batch's changes", day
     with monkeypatch.context() as patched:
         patched.setattr(warehouse_assets, "fact_changes", lambda *args: None)  # the whole state, every time

@@ -21,8 +21,8 @@ KEYS = ("student_key", "course_key", "instructor_key")
 UNCHANGED = DimensionLoad(from_batch=True, inserted=0, deleted=0)
 
 
-def _write(lake: LocalLake, parts: list[str], rows: int, footer: dict[str, str]) -> None:
-    table = pa.table({"enrollment_id": pa.array([str(i) for i in range(rows)], pa.string())})
+def _write(lake: LocalLake, parts: list[str], rows: dict[str, list], footer: dict[str, str]) -> None:
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in rows.items()})
     pq.write_table(table.replace_schema_metadata(footer), lake.path(*parts))
 
 
@@ -32,22 +32,26 @@ def loads(**changed: DimensionLoad) -> dict[str, DimensionLoad]:
 
 @pytest.fixture
 def lake(tmp_path) -> LocalLake:
-    """The enrollments' batch change files (v1 -> v2) beside the state they lead to."""
+    """The enrollments' state v2 (e1's instructor i9 is unknown) and the batch v1 -> v2 that brought e0."""
     lake = LocalLake(root=str(tmp_path / "lake"))
     footer = {"base_version": "v1", "state_version": "v2", "state_rows": "3"}
-    _write(lake, curated_parts("enrollments"), 3, {"state_version": "v2"})
-    _write(lake, changes_parts("enrollments", BATCH), 1, footer)
-    _write(lake, removed_parts("enrollments", BATCH), 0, footer)
+    state = {"enrollment_id": ["e0", "e1", "e2"], "instructor_id": ["i1", "i9", "i1"]}
+    _write(lake, curated_parts("enrollments"), state, {"state_version": "v2"})
+    _write(lake, changes_parts("enrollments", BATCH), {"enrollment_id": ["e0"], "instructor_id": ["i1"]}, footer)
+    _write(lake, removed_parts("enrollments", BATCH), {"enrollment_id": []}, footer)
     return lake
 
 
 @pytest.fixture
 def warehouse(tmp_path) -> DuckDBWarehouse:
-    """A fact whose rows all resolve their student and course, one row with no instructor found."""
+    """A fact whose rows all resolve their student and course; e1 has no instructor (NULL key). The instructor
+    dimension just gained i3 (key 3, the largest)."""
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE enrollment_fact (student_key BIGINT, course_key BIGINT, instructor_key BIGINT)")
-        con.execute("INSERT INTO enrollment_fact VALUES (1, 1, 1), (2, 1, NULL)")
+        con.execute("INSERT INTO enrollment_fact VALUES (1, 1, 1), (2, 1, NULL), (3, 1, 1)")
+        con.execute("CREATE TABLE instructor_dim (instructor_key BIGINT, instructor_id VARCHAR)")
+        con.execute("INSERT INTO instructor_dim VALUES (1, 'i1'), (3, 'i3')")
     return DuckDBWarehouse(path=str(path))
 
 
@@ -62,13 +66,16 @@ def test_new_or_updated_students_and_courses_leave_the_fact_incremental(lake, wa
     assert fact_changes(lake, warehouse, FACT, BATCH, loads(student_key=grown, course_key=grown)) is not None
 
 
-def test_new_instructors_reload_the_fact_only_while_a_fact_row_has_no_instructor(lake, warehouse):
+def test_a_new_instructor_reloads_the_fact_only_if_an_earlier_enrollment_names_it(lake, warehouse):
     new = loads(instructor_key=DimensionLoad(from_batch=True, inserted=1, deleted=0))
-    assert fact_changes(lake, warehouse, FACT, BATCH, new) is None  # the new instructor may be the missing one
+    assert fact_changes(lake, warehouse, FACT, BATCH, new) is not None  # i3: no enrollment outside the batch names it
+    with warehouse.connect() as con:
+        con.execute("UPDATE instructor_dim SET instructor_id = 'i9' WHERE instructor_key = 3")
+    assert fact_changes(lake, warehouse, FACT, BATCH, new) is None  # i9 resolves e1's NULL key
     assert fact_changes(lake, warehouse, FACT, BATCH, loads()) is not None  # no new instructor: nothing resolves
     with warehouse.connect() as con:
         con.execute("UPDATE enrollment_fact SET instructor_key = 3 WHERE instructor_key IS NULL")
-    assert fact_changes(lake, warehouse, FACT, BATCH, new) is not None
+    assert fact_changes(lake, warehouse, FACT, BATCH, new) is not None  # no NULL key left to resolve
 
 
 @pytest.mark.parametrize("key_column", KEYS)

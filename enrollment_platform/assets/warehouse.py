@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
+import duckdb
+import pyarrow as pa
 
 from enrollment_platform import bookmarks
 from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
@@ -92,24 +94,50 @@ def fact_changes(
 ) -> BatchChanges | None:
     """The batch's changes, when loading only them leaves every other fact row right; else None (whole state).
 
-    A dimension that took exactly its batch's changes kept the surrogate key of every natural key it already had,
-    so a fact row the batch did not bring can change in two ways only: a key it holds was deleted (the load then
-    clears it, see `dangling_references`), or it holds no key yet (NULL) and the dimension gained rows, one of
-    which may be the row it names; the fact keeps no natural reference to tell, so that case, and a dimension
-    loaded from its whole state or not in this run, take the whole state. Updated or deleted dimension rows, and
-    new ones while every fact row has its key, leave the fact incremental."""
-    if loads is None:
+    A dimension that took exactly its batch's changes kept the surrogate key of every natural key it had, so a fact
+    row the batch did not bring can change in two ways only: a key it holds was deleted (the load then clears it,
+    see `dangling_references`), or it holds no key yet (NULL) and names one of the natural keys the dimension just
+    gained, which only the curated state can tell (the fact keeps no natural reference). That case, and a
+    dimension loaded from its whole state or not in this run, take the whole state."""
+    changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
+    if loads is None or changes is None:
         return None
     dangling = []
     for key_column, load in loads.items():
         if not load.from_batch:
             return None
-        if load.inserted and _unresolved_references(warehouse, spec.table, key_column) != 0:
+        unresolved = load.inserted and _unresolved_references(warehouse, spec.table, key_column) != 0
+        if unresolved and _new_keys_named_before(lake, warehouse, spec, key_column, load.inserted, changes):
             return None
         if load.deleted:
             dangling.append(key_column)
-    changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
-    return replace(changes, dangling_references=tuple(dangling)) if changes else None
+    return replace(changes, dangling_references=tuple(dangling))
+
+
+def _new_keys_named_before(
+    lake: LocalLake, warehouse: Warehouse, spec: DimensionSpec, key_column: str, inserted: int, changes: BatchChanges
+) -> bool:
+    """Whether a curated row the batch did not bring names one of the natural keys the dimension just gained (its
+    `inserted` largest surrogate keys: new keys are numbered after the largest one). Only such a row can hold a
+    NULL key that the new dimension rows resolve."""
+    dimension, via = spec.references[key_column]
+    key, natural = quote_ident(key_column), quote_ident(via)
+    try:
+        new_keys = warehouse.query(
+            f"SELECT {natural} FROM {quote_ident(dimension)} "
+            f"WHERE {key} > (SELECT max({key}) FROM {quote_ident(dimension)}) - {int(inserted)}"
+        )
+    except Exception:  # e.g. no such dimension: assume the worst, the fact takes the whole state
+        return True
+    fact_key = quote_ident(spec.natural_key)
+    with duckdb.connect() as con:
+        con.register("new_keys", pa.table({"k": pa.array([row[0] for row in new_keys], pa.string())}))
+        named = con.execute(
+            f"SELECT count(*) FROM {read_parquet(lake.path(*curated_parts(spec.dataset)))} e "
+            f"WHERE e.{natural} IN (SELECT k FROM new_keys) "
+            f"AND e.{fact_key} NOT IN (SELECT {fact_key} FROM {read_parquet(changes.rows)})"
+        ).fetchall()[0][0]
+    return named > 0
 
 
 def _no_state(path: str) -> dg.MaterializeResult | None:
