@@ -318,15 +318,18 @@ def versioned(path: Path, columns: dict[str, pa.Array], version: str) -> str:
     return str(path)
 
 
-def student_columns(ids: list[str], names: list[str]) -> dict[str, pa.Array]:
-    n = len(ids)
-    return {
-        "student_id": pa.array(ids),
-        "name": pa.array(names),
-        "_source_file": pa.array(["a.csv"] * n),
+def with_lineage(values: dict[str, list], source_file: str) -> dict[str, pa.Array]:
+    """Curated columns and the lineage every curated file carries."""
+    n = len(next(iter(values.values())))
+    return {name: pa.array(column) for name, column in values.items()} | {
+        "_source_file": pa.array([source_file] * n),
         "_source_row": pa.array(range(n), pa.int64()),
         "_flags": pa.array([[]] * n, FLAGS),
     }
+
+
+def student_columns(ids: list[str], names: list[str]) -> dict[str, pa.Array]:
+    return with_lineage({"student_id": ids, "name": names}, "a.csv")
 
 
 def batch_v1_to_v2(folder: Path, base: str = "v1", state_rows: int = 3) -> tuple[str, BatchChanges]:
@@ -380,14 +383,7 @@ def test_a_table_out_of_step_is_loaded_from_the_whole_state(warehouse, tmp_path,
 
 
 def enrollment_columns(ids: list[str], students: list[str]) -> dict[str, pa.Array]:
-    n = len(ids)
-    return {
-        "enrollment_id": pa.array(ids),
-        "student_id": pa.array(students),
-        "_source_file": pa.array(["e.csv"] * n),
-        "_source_row": pa.array(range(n), pa.int64()),
-        "_flags": pa.array([[]] * n, FLAGS),
-    }
+    return with_lineage({"enrollment_id": ids, "student_id": students}, "e.csv")
 
 
 def test_a_fact_in_step_clears_the_keys_its_dimension_lost(warehouse, tmp_path):
