@@ -135,7 +135,7 @@ def _new_keys_named_before(
         named = con.execute(
             f"SELECT count(*) FROM {read_parquet(lake.path(*curated_parts(spec.dataset)))} e "
             f"WHERE e.{natural} IN (SELECT k FROM new_keys) "
-            f"AND e.{fact_key} NOT IN (SELECT {fact_key} FROM {read_parquet(changes.rows)})"
+            f"AND NOT EXISTS (SELECT 1 FROM {read_parquet(changes.rows)} b WHERE b.{fact_key} = e.{fact_key})"
         ).fetchall()[0][0]
     return named > 0
 
