@@ -19,6 +19,7 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 
+from enrollment_platform.assets.common import metadata_values
 from enrollment_platform.bookmarks import load_ledger, pending_dates
 from enrollment_platform.config import load_catalog
 from enrollment_platform.definitions import all_assets_job, build_definitions, raw_root, resources_for
@@ -140,16 +141,12 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(ref)
 
 
-def _metadata_values(metadata: dict) -> dict[str, Any]:
-    return {name: getattr(value, "value", value) for name, value in metadata.items()}
-
-
 def summarize(result: dg.ExecuteInProcessResult, settings: Settings, raw_uri: str) -> RunSummary:
     summary = RunSummary(result.run_id, result.success, raw_uri, settings.lake_uri, settings.warehouse_url)
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         layer, name = materialization.asset_key.path
-        values = _metadata_values(materialization.metadata)
+        values = metadata_values(materialization.metadata)
         if layer == "raw":
             summary.datasets.setdefault(name, {}).update(
                 {k: values[k] for k in ("files", "files_rejected", "lines_rejected") if k in values}

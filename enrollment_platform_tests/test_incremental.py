@@ -1,5 +1,6 @@
 """Incremental, partitioned and crash-safe runs converge to the result of one clean run."""
 
+import csv
 import json
 import shutil
 import signal
@@ -110,20 +111,8 @@ def test_unchanged_files_are_not_read_again_and_a_new_file_is_the_only_one_proce
     students = duckdb.execute(
         f"SELECT student_id FROM read_csv('{raw}/students/*.csv', all_varchar=true) LIMIT 2"
     ).fetchall()
-    columns = header.split(",")
-    rows = []
-    for number, (student,) in enumerate(students):
-        values = dict.fromkeys(columns, "")
-        values.update(
-            enrollment_id=f"9{number:06d}",
-            student_id=student,
-            course_id="101",
-            enrollment_date="2024-10-01",
-            marks="80",
-            attendance_percentage="90",
-        )
-        rows.append(",".join(values[c] for c in columns))
-    (raw / "enrollments" / "enrollments_new.csv").write_text("\n".join([header, *rows]) + "\n")
+    enrollments = [(f"9{number:06d}", student) for number, (student,) in enumerate(students)]
+    write_enrollments(raw / "enrollments" / "enrollments_new.csv", header, enrollments, "2024-10-01", "80", "90")
     summary = run_pipeline(settings)
     assert summary.success and not summary.nothing_new
     assert {d: c["files"] for d, c in summary.datasets.items()} == {
@@ -196,20 +185,25 @@ def add_new_students_who_enroll(raw_flat: Path, students: Path, enrollments: Pat
     header = next((raw_flat / "students").glob("*.csv")).read_text().splitlines()[0]
     students.write_text("\n".join([header, *NEW_STUDENTS]) + "\n")
     header = (raw_flat / "enrollments" / "enrollments_0000.csv").read_text().splitlines()[0]
-    columns, rows = header.split(","), []
-    for number, line in enumerate(NEW_STUDENTS):
-        values = dict.fromkeys(columns, "")
-        values.update(
-            enrollment_id=f"8{number:06d}",
-            student_id=line.split(",")[0],
-            course_id="101",
-            enrollment_date="2024-12-02",
-            marks="75",
-            attendance_percentage="95",
-        )
+    new = [(f"8{number:06d}", line.split(",")[0]) for number, line in enumerate(NEW_STUDENTS)]
+    write_enrollments(enrollments, header, new, "2024-12-02", "75", "95")
+
+
+def write_enrollments(target: Path, header: str, enrollments: list[tuple[str, str]], day: str, *scores: str) -> None:
+    """A CSV of enrollments (id, student) in course 101 on `day`, with marks and attendance; other columns empty."""
+    columns, (marks, attendance), rows = header.split(","), scores, []
+    for enrollment, student in enrollments:
+        values = dict.fromkeys(columns, "") | {
+            "enrollment_id": enrollment,
+            "student_id": student,
+            "course_id": "101",
+            "enrollment_date": day,
+            "marks": marks,
+            "attendance_percentage": attendance,
+        }
         rows.append(",".join(values[c] for c in columns))
-    enrollments.parent.mkdir(parents=True, exist_ok=True)
-    enrollments.write_text("\n".join([header, *rows]) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join([header, *rows]) + "\n")
 
 
 def test_new_students_enrolling_on_day_two_leave_the_fact_incremental(raw_flat, tmp_path):
@@ -246,10 +240,17 @@ def remove_a_student_who_enrolled_on_day_one(raw: Path) -> str:
             WHERE regexp_full_match(e.student_id, '[0-9]+') ORDER BY e.student_id LIMIT 1"""
     ).fetchone()
     values = json.loads(row) | {"student_id": student, "date_of_birth": "not a date", "last_modified": "2030-01-01"}
-    target = raw / "students" / f"ingest_date={DAY_TWO}" / "removal.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(",".join(values) + "\n" + ",".join(v or "" for v in values.values()) + "\n")
+    write_row(raw / "students" / f"ingest_date={DAY_TWO}" / "removal.csv", values)
     return student
+
+
+def write_row(target: Path, values: dict[str, str | None]) -> None:
+    """A CSV file of one row (a header and its values, quoted where they need it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(values)
+        writer.writerow(value or "" for value in values.values())
 
 
 def update_a_student_on_day_three(raw: Path, removed: str) -> None:
@@ -260,9 +261,7 @@ def update_a_student_on_day_three(raw: Path, removed: str) -> None:
             WHERE regexp_full_match(student_id, '[0-9]+') AND student_id <> '{removed}' ORDER BY student_id LIMIT 1"""
     ).fetchone()[0]
     values = json.loads(row) | {"major": "Astronomy", "last_modified": "2030-01-02"}
-    target = raw / "students" / f"ingest_date={DAY_THREE}" / "update.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(",".join(values) + "\n" + ",".join(v or "" for v in values.values()) + "\n")
+    write_row(raw / "students" / f"ingest_date={DAY_THREE}" / "update.csv", values)
 
 
 def test_a_student_removed_then_others_updated_and_added_leave_the_fact_as_a_whole_reload_would(

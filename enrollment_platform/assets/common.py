@@ -107,3 +107,8 @@ def step_arguments(context, lake, step: str, dataset: str, batch: str, **paths: 
 def uri_list(lake, parts_list: list[list[str]]) -> str:
     """Lake objects as the comma-separated URIs a launched step takes."""
     return ",".join(lake.uri(*parts) for parts in parts_list)
+
+
+def metadata_values(metadata: dict | None) -> dict:
+    """Dagster metadata as plain values (a MetadataValue's `.value`; anything else as it is)."""
+    return {name: getattr(value, "value", value) for name, value in (metadata or {}).items()}

@@ -20,6 +20,7 @@ from enrollment_platform.assets.common import (
     count_rows,
     key,
     layer_asset,
+    metadata_values,
     read_parquet,
     staged,
     staged_parts,
@@ -211,7 +212,7 @@ def _launch_curate(context, lake, job_runner: JobRunner, dataset: str, batch: st
         "restricted": ",".join(f"{table}={value}" for table, value in restricted.items()) or None,
     }
     launched = job_runner.run(context, "curate", step_arguments(context, lake, "curate", dataset, batch, **paths))
-    return {name: getattr(value, "value", value) for name, value in (launched.metadata or {}).items()}
+    return metadata_values(launched.metadata)
 
 
 def build_curated_asset(dataset: str) -> dg.AssetsDefinition:

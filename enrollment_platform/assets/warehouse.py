@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from enrollment_platform import bookmarks
-from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet, write_query
+from enrollment_platform.assets.common import DATASETS, batch_of, key, metadata_values, read_parquet, write_query
 from enrollment_platform.assets.curated import batch_changes
 from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.redacted import restricted_path
@@ -61,11 +61,8 @@ class DimensionLoad:
 
     @classmethod
     def of(cls, metadata: dict) -> "DimensionLoad":
-        def value(name: str):
-            item = metadata.get(name)
-            return getattr(item, "value", item)
-
-        return cls(value("loaded_from") == BATCH_LOAD, int(value("inserted") or 0), int(value("deleted") or 0))
+        values = metadata_values(metadata)
+        return cls(values.get("loaded_from") == BATCH_LOAD, values.get("inserted") or 0, values.get("deleted") or 0)
 
 
 def dimension_loads(context, spec: DimensionSpec) -> dict[str, DimensionLoad] | None:
