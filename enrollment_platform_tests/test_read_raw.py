@@ -267,3 +267,23 @@ def test_a_latin1_file_reads_alike_both_ways(tmp_path):
     path.write_bytes('student_id;fname\n1;Zoë\n2;"Müller; Jr"\n'.encode("latin-1"))
     auto, sniffed = _read_both_ways(path, "latin-1")
     assert sniffed == auto and len(auto[1]) == 2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_numbers_follow_the_file_across_reader_buffers(tmp_path, threads):
+    """`_source_row` is the row's place in the file even when DuckDB reads the file in parallel pieces: a file
+    of ~20 MB, bigger than one read piece, whose rows carry their own number."""
+    rows = 600_000
+    lines = (f"E{n},S{n},C{n % 97},I{n % 13},2024-01-01,{n % 101},50,{'x' * 8}\n" for n in range(1, rows + 1))
+    source = tmp_path / "big.csv"
+    source.write_text(ENROLLMENT_HEADER.replace("\n", ",notes\n") + "".join(lines))
+    out = tmp_path / "big.parquet"
+    con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": False})
+    report = stage_raw_file(con, source, "big.csv", load_catalog().datasets["enrollments"], out)
+    assert report.status == "ok" and report.rows == rows
+    misplaced = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM read_parquet('{out}') WHERE enrollment_id <> 'E' || _source_row")
+        .fetchone()[0]
+    )
+    assert misplaced == 0

@@ -139,9 +139,11 @@ def _csv_source(con: duckdb.DuckDBPyConnection, path: Path, report: FileReport) 
     options = f"all_varchar=true, header=true, store_rejects=true, encoding={quote_literal(report.encoding)}"
     dialect = _sniffed_dialect(con, literal, options)
     con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+    # Rows are numbered by a streaming window, which DuckDB runs in the reader's order (a fixed-order operator)
+    # whatever the thread count; WITH ORDINALITY numbered them the same at about a sixth more of a file's staging.
     return (
-        f"(SELECT * EXCLUDE (ordinality), ordinality AS _source_row "
-        f"FROM read_csv({literal}, {options}{dialect}, hive_partitioning=false) WITH ORDINALITY)"
+        f"(SELECT *, row_number() OVER () AS _source_row "
+        f"FROM read_csv({literal}, {options}{dialect}, hive_partitioning=false))"
     )
 
 

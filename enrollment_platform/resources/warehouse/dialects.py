@@ -41,6 +41,7 @@ class Dialect:
     name = "sql"
     placeholder = "%s"
     type_map: types.TypeMap = types.POSTGRES
+    staged_row: str | None = None  # a column numbering the staging relation's rows, where it has one
 
     # --- types and expressions -------------------------------------------------------------------------------
 
@@ -112,9 +113,10 @@ class Dialect:
         """The staged natural keys the table lacks, numbered after its largest surrogate key in natural-key order
         (only these are sorted: a narrow sort, whatever the width of the rows)."""
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)
+        match = q(self.staged_row or table.natural_key)  # what `keyed_rows` meets the new keys by
         return (
             f"CREATE TEMP TABLE {q(table.new_keys)} AS "
-            f"SELECT s.{natural} AS {natural}, "
+            f"SELECT s.{match} AS {match}, "
             f"m.top + row_number() OVER (ORDER BY {self.sort_key(f's.{natural}')}) AS {surrogate} "
             f"FROM {q(table.staging)} s "
             f"CROSS JOIN (SELECT coalesce(max({surrogate}), 0) AS top FROM {q(table.name)}) m "
@@ -124,6 +126,7 @@ class Dialect:
     def keyed_rows(self, table: TableDef) -> str:
         """The staged rows shaped as the table, each with its surrogate key (kept, or new from `new_keys`)."""
         natural, surrogate = q(table.natural_key), q(table.surrogate_key)
+        match = q(self.staged_row or table.natural_key)
         values = ", ".join(f"{self._value(table, c)} AS {q(c.name)}" for c in table.columns)
         lookups = [
             f"LEFT JOIN {q(ref.dimension)} d{i} ON d{i}.{q(ref.via)} = s.{q(ref.via)}"
@@ -132,7 +135,7 @@ class Dialect:
         sources = [
             f"{q(table.staging)} s",
             f"LEFT JOIN {q(table.name)} t ON t.{natural} = s.{natural}",
-            f"LEFT JOIN {q(table.new_keys)} n ON n.{natural} = s.{natural}",
+            f"LEFT JOIN {q(table.new_keys)} n ON n.{match} = s.{match}",
             *lookups,
             *self.list_joins(table),
         ]
@@ -251,6 +254,8 @@ class DuckDBDialect(Dialect):
     name = "duckdb"
     placeholder = "?"
     type_map = types.DUCKDB
+    # new keys meet their rows by place in the staged file: an integer join, not one on 10 M key strings
+    staged_row = "_staged_row"
 
     def staging_type(self, data_type: pa.DataType) -> str:
         if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
@@ -280,10 +285,12 @@ class DuckDBDialect(Dialect):
         )
 
     def staged_view(self, table: TableDef, parquet: str) -> str:
-        """The staging relation as a view over the file, with the staging table's column types."""
+        """The staging relation as a view over the file, with the staging table's column types and each row's
+        place in the file (`staged_row`)."""
         columns = ", ".join(f"CAST({q(c.name)} AS {self.staging_type(c.type)}) AS {q(c.name)}" for c in table.staged)
-        source = f"read_parquet({quote_literal(parquet)})"
-        return f"CREATE OR REPLACE TEMP VIEW {q(table.staging)} AS SELECT {columns} FROM {source}"
+        source = f"read_parquet({quote_literal(parquet)}, file_row_number = true)"
+        row = f"file_row_number AS {q(self.staged_row)}"
+        return f"CREATE OR REPLACE TEMP VIEW {q(table.staging)} AS SELECT {columns}, {row} FROM {source}"
 
 
 class PostgresDialect(Dialect):
