@@ -365,6 +365,23 @@ def test_a_table_in_step_takes_only_the_batchs_rows_and_removed_keys(warehouse, 
     assert "_load_state" not in warehouse.tables()
 
 
+@pytest.mark.parametrize("in_step", [True, False])
+def test_a_column_added_by_hand_keeps_its_values_when_rows_change(warehouse, tmp_path, in_step):
+    """Where the table has a column the loads do not know, changed rows are updated, not replaced: it keeps its
+    values (DuckDB otherwise deletes and inserts changed rows again)."""
+    load_v1(warehouse, tmp_path)
+    with warehouse.session() as session:
+        session.execute("ALTER TABLE student_dim ADD COLUMN advisor VARCHAR")
+        session.execute("UPDATE student_dim SET advisor = 'Dr ' || student_id")
+    v2, changes = batch_v1_to_v2(tmp_path)
+    assert counts(warehouse.load_dimension(STUDENTS, v2, changes if in_step else None)) == (3, 1, 1, 1)
+    assert warehouse.query("SELECT student_key, student_id, name, advisor FROM student_dim ORDER BY 1") == [
+        (1, "s1", "Al", "Dr s1"),
+        (2, "s2", "Bea", "Dr s2"),
+        (4, "s4", "Di", None),
+    ]
+
+
 @pytest.mark.parametrize(
     "out_of_step",
     ["other base version", "rows deleted behind the pipeline's back", "never loaded"],

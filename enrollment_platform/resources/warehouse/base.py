@@ -233,11 +233,12 @@ class Warehouse(dg.ConfigurableResource):
                 connection.rollback()
                 raise
 
-    def _prepare(self, session: Session, table: TableDef, parquet: str) -> None:
-        """Stage the file; create the table if missing and add the columns it gained."""
+    def _prepare(self, session: Session, table: TableDef, parquet: str) -> bool:
+        """Stage the file; create the table if missing and add the columns it gained. Returns whether the table
+        has only the columns the file gives it."""
         self._create_staged(session, table, parquet)
         session.execute(self.dialect.create_table(table))
-        self._add_new_columns(session, table)
+        return self._add_new_columns(session, table)
 
     def _create_staged(self, session: Session, table: TableDef, parquet: str) -> None:
         """The staging relation of `table` holding the file's rows: a temporary table, filled by `_stage`."""
@@ -258,13 +259,13 @@ class Warehouse(dg.ConfigurableResource):
         curated deleted. An empty table takes every row with one INSERT."""
         sql = self.dialect
         with self._transaction() as session:
-            self._prepare(session, table, parquet)
+            only_known_columns = self._prepare(session, table, parquet)
             existing = session.execute(sql.count_rows(table)).fetchone()[0]
             session.execute(sql.create_new_keys(table))
             if existing:
                 session.execute(sql.create_keyed(table))
                 counts = sql.count_changes(table), sql.delete_missing(table)
-                inserted, updated, deleted = self._apply_changes(session, table, *counts)
+                inserted, updated, deleted = self._apply_changes(session, table, *counts, only_known_columns)
             else:
                 session.execute(sql.insert_keyed(table))
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
@@ -281,13 +282,13 @@ class Warehouse(dg.ConfigurableResource):
         if not changes.base_version or recorded != changes.base_version:
             raise _OutOfStep(f"the table holds version {recorded!r}, the batch starts from {changes.base_version!r}")
         with self._transaction() as session:
-            self._prepare(session, table, changes.rows)
+            only_known_columns = self._prepare(session, table, changes.rows)
             removed = table.removed_keys()
             self._create_staged(session, removed, changes.removed)
             session.execute(sql.create_new_keys(table))
             session.execute(sql.create_keyed(table))
             counts = sql.count_batch_changes(table), sql.delete_removed(table)
-            inserted, updated, deleted = self._apply_changes(session, table, *counts)
+            inserted, updated, deleted = self._apply_changes(session, table, *counts, only_known_columns)
             updated += self._clear_dangling(session, table, changes.dangling_references)
             rows = session.execute(sql.count_rows(table)).fetchone()[0]
             if rows != changes.state_rows:
@@ -308,7 +309,9 @@ class Warehouse(dg.ConfigurableResource):
         return changed
 
     @staticmethod
-    def _apply_changes(session: Session, table: TableDef, count: str, delete: str) -> tuple[int, int, int]:
+    def _apply_changes(
+        session: Session, table: TableDef, count: str, delete: str, only_known_columns: bool
+    ) -> tuple[int, int, int]:
         """New and changed rows merged, `delete` run when `count` says there are rows to delete."""
         sql = session.dialect
         session.execute(sql.create_changes(table))
@@ -316,7 +319,8 @@ class Warehouse(dg.ConfigurableResource):
         if deleted:
             session.execute(delete)
         if inserted or updated:
-            session.execute(sql.merge(table))
+            for statement in sql.apply_changes(table, only_known_columns):
+                session.execute(statement)
         return inserted, updated, deleted
 
     def _version_of(self, parquet: str) -> str:
@@ -348,9 +352,11 @@ class Warehouse(dg.ConfigurableResource):
             log.warning("%s: cannot record its state version in %s (%s)", table.name, LOAD_STATE, error)
 
     @staticmethod
-    def _add_new_columns(session: Session, table: TableDef) -> None:
-        """Schema evolution: a column the curated data gained is added to the table (never dropped)."""
+    def _add_new_columns(session: Session, table: TableDef) -> bool:
+        """Schema evolution: a column the curated data gained is added to the table (never dropped). Returns
+        whether the table has no other columns than the definition's."""
         existing = {row[0] for row in session.execute(session.dialect.existing_columns(), [table.name]).fetchall()}
         for column in table.table_columns:
             if column.name not in existing:
                 session.execute(session.dialect.add_column(table, column))
+        return existing <= {column.name for column in table.table_columns}

@@ -211,6 +211,11 @@ class Dialect:
             f"VALUES ({', '.join(f'c.{q(c)}' for c in columns)})"
         )
 
+    def apply_changes(self, table: TableDef, only_known_columns: bool) -> list[str]:
+        """The statements writing the `changes` rows into the table: changed rows updated in place, new ones
+        inserted. `only_known_columns`: the table has no column beyond `table_columns`."""
+        return [self.merge(table)]
+
     def count_rows(self, table: TableDef) -> str:
         return f"SELECT count(*) FROM {q(table.name)}"
 
@@ -283,6 +288,20 @@ class DuckDBDialect(Dialect):
             f"FROM {q(table.keyed)} k LEFT JOIN ({current}) t ON t.{natural} = k.{natural} "
             f"WHERE t.{natural} IS NULL OR {row_hash('k')} <> t._row_hash"
         )
+
+    def apply_changes(self, table: TableDef, only_known_columns: bool) -> list[str]:
+        """Changed rows are deleted and inserted again, where the changes carry every column of the table: DuckDB
+        rewrites, at the next checkpoint, every updated column of each row group an updated row lies in (1.2 s for
+        10 k changed rows scattered over a 10 M-row fact), while a delete only marks the rows. A table with
+        columns the changes lack (added by hand, say) keeps their values: MERGE updates only the changes' columns."""
+        if not only_known_columns:
+            return super().apply_changes(table, only_known_columns)
+        natural, target, changes = q(table.natural_key), q(table.name), q(table.changes)
+        columns = column_list(c.name for c in table.table_columns)
+        return [
+            f"DELETE FROM {target} WHERE {natural} IN (SELECT {natural} FROM {changes} WHERE is_new = 0)",
+            f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {changes}",
+        ]
 
     def staged_view(self, table: TableDef, parquet: str) -> str:
         """The staging relation as a view over the file, with the staging table's column types and each row's
