@@ -196,7 +196,8 @@ def _reference_pass(rule: Rule, references: Mapping[str, pl.DataFrame]) -> pl.Ex
         raise UnsupportedRule(f"reference dataset {table!r} was not provided")
     nulls = pl.any_horizontal([pl.col(c).is_null() for c in columns])
     if len(columns) == 1:
-        known = references[table].get_column(remote_columns[0]).drop_nulls().unique()
+        # no unique(): membership does not need it, and it cost 0.4 s for 1.25 M student ids
+        known = references[table].get_column(remote_columns[0]).drop_nulls()
         return nulls | pl.col(columns[0]).is_in(known.implode())
     known_rows = references[table].select(pl.struct(remote_columns).alias("_k")).get_column("_k")
     return nulls | pl.struct(columns).is_in(known_rows.implode())
