@@ -185,13 +185,17 @@ def near_duplicate_groups(lake: LocalLake, dataset: str, columns: list[str]) -> 
     primary_key = load_catalog().datasets[dataset].primary_key
     frame = _state_frame(lake, dataset, list(dict.fromkeys([primary_key, *columns])))
     normalized = [pl.col(c).cast(pl.String).str.to_lowercase().str.strip_chars().alias(c) for c in columns]
+    # only the rows of shared attributes gather their ids: a list per group of the whole state cost 1.1 s more
+    # for 1.25 M students
     groups = (
-        frame.select(pl.col(primary_key), *normalized)
+        frame.lazy()
+        .select(pl.col(primary_key), *normalized)
         .drop_nulls(columns)
+        .filter(pl.len().over(columns) > 1)
         .group_by(columns)
         .agg(pl.col(primary_key).sort().alias("ids"))
-        .filter(pl.col("ids").list.len() > 1)
         .sort(pl.col("ids").list.first())
+        .collect()
     )
     return {"groups": groups.height, "sample_id_groups": [list(ids) for ids in groups["ids"].head(SAMPLE_KEYS)]}
 
