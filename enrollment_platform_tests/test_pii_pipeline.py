@@ -163,7 +163,8 @@ def test_a_planted_leak_fails_the_warehouse_check(generated_run, tmp_path):
     warehouse = DuckDBWarehouse(path=str(copy))
     assert scan_warehouse(warehouse) == [Leak("enrollment_fact", "notes", "USA_SSN", 1)]
     check = build_warehouse_leak_check("enrollment_fact")
-    result = check(dg.build_asset_check_context(resources={"warehouse": warehouse}))
+    lake = LocalLake(root=str(tmp_path / "lake"))  # outside a run the whole table is scanned
+    result = check(dg.build_asset_check_context(resources={"lake": lake, "warehouse": warehouse}))
     assert not result.passed
     assert result.metadata["matches"].value == {"enrollment_fact.notes": {"USA_SSN": 1}}
     assert "569-60-3012" not in repr(result.metadata)
@@ -217,3 +218,70 @@ def test_the_curated_leak_scan_covers_the_batch_only_after_a_clean_scan_of_the_v
     else:
         assert scanned == "curated/enrollments" and [leak.entity for leak in leaks] == ["PHONE_NUMBER"]
         assert not lake.exists(*clean_marker("enrollments", "v2", default_detector()))
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fact_warehouse(request, tmp_path):
+    """An empty warehouse of each connector (PostgreSQL: a schema of its own)."""
+    if request.param == "duckdb":
+        yield DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+        return
+    from enrollment_platform.resources.warehouse import PostgresWarehouse
+    from enrollment_platform_tests.test_warehouse_postgres import fresh_schema
+
+    with fresh_schema(request.getfixturevalue("postgres_url")) as url:
+        yield PostgresWarehouse(url=url)
+
+
+def _fact_holding(warehouse, notes: dict[str, str], loaded_version: str) -> None:
+    """enrollment_fact with one row per (enrollment_id, notes), recorded as loaded from `loaded_version`."""
+    from enrollment_platform.resources.warehouse.model import LOAD_STATE
+
+    with warehouse._transaction() as session:
+        session.execute("CREATE TABLE enrollment_fact (enrollment_key BIGINT, enrollment_id TEXT, notes TEXT)")
+        for number, (enrollment_id, note) in enumerate(notes.items(), 1):
+            session.execute(f"INSERT INTO enrollment_fact VALUES ({number}, '{enrollment_id}', '{note}')")
+        session.execute(session.dialect.create_load_state())
+        session.execute(f"INSERT INTO {LOAD_STATE} VALUES ('enrollment_fact', '{loaded_version}')")
+
+
+@pytest.mark.parametrize(
+    ("v1_scanned_clean", "loaded_version", "batch_only"),
+    [(True, "v2", True), (False, "v2", False), (True, "v1", False)],
+)
+def test_the_warehouse_leak_scan_covers_the_batch_only_when_the_table_holds_its_version_and_v1_was_clean(
+    tmp_path, fact_warehouse, v1_scanned_clean, loaded_version, batch_only
+):
+    """The fact's old row e1 holds a phone number. Only the rows of the batch's keys (e2) are scanned when the
+    table holds the version the batch led to (v2) and v1 was scanned clean in it; else the whole table is, and the
+    leak is found. A clean scan marks the version the table holds."""
+    from enrollment_platform.pii.leak_scan import clean_marker, scan_warehouse_batch
+
+    lake = LocalLake(root=str(tmp_path / "lake"))
+    _curated_with_batch(tmp_path / "lake", leak_in_old_rows=False)
+    _fact_holding(fact_warehouse, {"e1": "call 555-867-5309 now", "e2": "fine"}, loaded_version)
+    if v1_scanned_clean:
+        with lake.atomic_write(*clean_marker("warehouse.enrollment_fact", "v1", default_detector())) as marker:
+            Path(marker).touch()
+    leaks, scanned = scan_warehouse_batch(lake, fact_warehouse, "enrollment_fact", "b2")
+    marked = lake.exists(*clean_marker("warehouse.enrollment_fact", "v2", default_detector()))
+    if batch_only:
+        assert leaks == [] and "the rows of the batch's new and changed keys" in scanned
+        assert marked
+    else:
+        assert scanned == "enrollment_fact"
+        assert leaks == [Leak("enrollment_fact", "notes", "PHONE_NUMBER", 1)] and not marked
+
+
+def test_the_warehouse_batch_scan_finds_a_leak_in_the_batch_rows(tmp_path, fact_warehouse):
+    from enrollment_platform.pii.leak_scan import clean_marker, scan_warehouse_batch
+
+    lake = LocalLake(root=str(tmp_path / "lake"))
+    _curated_with_batch(tmp_path / "lake", leak_in_old_rows=False)
+    _fact_holding(fact_warehouse, {"e1": "fine", "e2": "SSN 569-60-3012 on file"}, "v2")
+    with lake.atomic_write(*clean_marker("warehouse.enrollment_fact", "v1", default_detector())) as marker:
+        Path(marker).touch()
+    leaks, scanned = scan_warehouse_batch(lake, fact_warehouse, "enrollment_fact", "b2")
+    assert "the rows of the batch's new and changed keys" in scanned
+    assert leaks == [Leak("enrollment_fact", "notes", "USA_SSN", 1)]
+    assert not lake.exists(*clean_marker("warehouse.enrollment_fact", "v2", default_detector()))

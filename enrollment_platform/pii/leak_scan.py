@@ -14,18 +14,18 @@ from typing import Any
 
 import dagster as dg
 
-from enrollment_platform.assets.common import DATASETS, batch_of, key
+from enrollment_platform.assets.common import DATASETS, batch_of, key, read_parquet
 from enrollment_platform.assets.curated import batch_changes, state_version
 from enrollment_platform.assets.deduped import curated_parts
 from enrollment_platform.assets.warehouse import warehouse_assets
-from enrollment_platform.config import load_pii_policy
+from enrollment_platform.config import load_catalog, load_pii_policy
 from enrollment_platform.pii.detectors import Detector, default_detector
 from enrollment_platform.pii.scan import Fetch, is_text, scan_columns
 from enrollment_platform.pii.shortcuts import detector_digest
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import Warehouse
-from enrollment_platform.transforms.sql import quote_literal
+from enrollment_platform.transforms.sql import quote_ident
 
 CHECK_NAME = "no_pii_leak"
 
@@ -67,7 +67,7 @@ def scan_parquet(engine: DuckDBEngine, label: str, paths: list[str], detector: D
     """Leaks in Parquet files (one logical table, e.g. a curated dataset)."""
     if not paths:
         return []
-    relation = "read_parquet([" + ", ".join(quote_literal(p) for p in paths) + "], union_by_name=true)"
+    relation = read_parquet(paths)
     con = engine.connect()
     try:
         columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
@@ -84,9 +84,10 @@ def scan_curated(lake: LocalLake, engine: DuckDBEngine, dataset: str, detector: 
     return scan_parquet(engine, f"curated/{dataset}", lake.list("curated", dataset), detector)
 
 
-def clean_marker(dataset: str, version: str, detector: Detector) -> list[str]:
-    """A lake object saying a curated state version was scanned with this detector and held no PII."""
-    return ["staging", "leak_scanned", dataset, f"{version}-{detector_digest(detector)[:16]}"]
+def clean_marker(scanned: str, version: str, detector: Detector) -> list[str]:
+    """A lake object saying a curated state version (or a warehouse table loaded from one, `warehouse.<table>`)
+    was scanned with this detector and held no PII."""
+    return ["staging", "leak_scanned", scanned, f"{version}-{detector_digest(detector)[:16]}"]
 
 
 def scan_curated_batch(
@@ -109,14 +110,62 @@ def scan_curated_batch(
     return leaks, scanned
 
 
-def scan_warehouse_table(warehouse: Warehouse, table: str, detector: Detector | None = None) -> list[Leak]:
+def scan_warehouse_table(
+    warehouse: Warehouse, table: str, detector: Detector | None = None, only_keys: tuple[str, str] | None = None
+) -> list[Leak]:
     """Leaks in one warehouse table, through read-only queries; restricted tables are skipped. The scan speaks
-    DuckDB SQL: a PostgreSQL or Redshift warehouse hands over the table's text columns as a DuckDB view."""
+    DuckDB SQL: a PostgreSQL or Redshift warehouse hands over the table's text columns as a DuckDB view.
+
+    `only_keys` (key column, Parquet file): scan only the rows whose key is one of the file's."""
     if is_restricted(table):
         return []
     columns = warehouse.columns(table)
-    with warehouse.scan_view(table, [name for name, data_type in columns if is_text(data_type)]) as (fetch, relation):
+    fetched = [name for name, data_type in columns if is_text(data_type)]
+    if only_keys and only_keys[0] not in fetched:
+        fetched.append(only_keys[0])
+    where = ""
+    if only_keys:
+        column = quote_ident(only_keys[0])
+        where = f"{column} IN (SELECT {column} FROM {read_parquet(only_keys[1])})"
+    with warehouse.scan_view(table, fetched, where) as (fetch, relation):
         return scan_relation(fetch, table, relation, columns, detector or default_detector())
+
+
+def _curated_source(table: str) -> tuple[str, str] | None:
+    """(dataset, natural key) of the curated state a star table is loaded from; None for other tables."""
+    spec = load_catalog().warehouse.get(table)
+    return (spec.dataset, spec.natural_key) if spec else None
+
+
+def scan_warehouse_batch(
+    lake: LocalLake, warehouse: Warehouse, table: str, batch: str | None, detector: Detector | None = None
+) -> tuple[list[Leak], str]:
+    """Leaks in a star table after a batch's load, and what was scanned. The table's text is a function of the
+    curated version it holds (`Warehouse.loaded_version`), so when it holds the version the batch led to and the
+    version before was scanned clean in it with the same detector, only the rows of the batch's new and changed
+    keys are scanned; otherwise the whole table. A clean result marks the version the table holds."""
+    detector = detector or default_detector()
+    source = _curated_source(table)
+    if source is None or is_restricted(table):
+        return scan_warehouse_table(warehouse, table, detector), table
+    dataset, natural_key = source
+    loaded = warehouse.loaded_version(table)
+    changes = batch_changes(lake, dataset, curated_parts(dataset), batch) if batch else None
+    scope = f"warehouse.{table}"
+    if (
+        changes
+        and changes.base_version
+        and loaded == changes.state_version
+        and lake.exists(*clean_marker(scope, changes.base_version, detector))
+    ):
+        leaks = scan_warehouse_table(warehouse, table, detector, only_keys=(natural_key, changes.rows))
+        scanned = f"{table}: the rows of the batch's new and changed keys (version {changes.base_version} was clean)"
+    else:
+        leaks, scanned = scan_warehouse_table(warehouse, table, detector), table
+    if not leaks and loaded:
+        with lake.atomic_write(*clean_marker(scope, loaded, detector)) as marker:
+            open(marker, "w").close()
+    return leaks, scanned
 
 
 def scan_warehouse(warehouse: Warehouse, detector: Detector | None = None) -> list[Leak]:
@@ -162,10 +211,18 @@ def build_warehouse_leak_check(table: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=f"No detector matches in any text column of {table} (counts only in metadata).",
     )
-    def warehouse_leak_check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        return check_result(scan_warehouse_table(warehouse, table), table)
+    def warehouse_leak_check(context, lake: LocalLake, warehouse: Warehouse) -> dg.AssetCheckResult:
+        return check_result(*scan_warehouse_batch(lake, warehouse, table, _run_batch(context)))
 
     return warehouse_leak_check
+
+
+def _run_batch(context) -> str | None:
+    """The run's batch; None when the check is invoked directly, outside a run (it then scans the whole table)."""
+    try:
+        return batch_of(context)
+    except dg.DagsterError:  # DagsterInvalidPropertyError, not exported: no run on a directly invoked context
+        return None
 
 
 def _warehouse_tables() -> list[str]:

@@ -118,6 +118,19 @@ class Session:
         return self.cursor.fetchone()
 
 
+def scanned_rows(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str], where: str) -> str:
+    """`relation`, or with a `where` filter the given columns of its matching rows in a temporary table (read
+    once, not once per query of the scan)."""
+    if not where:
+        return relation
+    selected = f"SELECT {column_list(columns)} FROM {relation} WHERE {where}"
+    con.execute(f"CREATE TEMPORARY TABLE {SCANNED_ROWS} AS {selected}")
+    return SCANNED_ROWS
+
+
+SCANNED_ROWS = "_scanned_rows"
+
+
 class Warehouse(dg.ConfigurableResource):
     """One interface, three connectors (DuckDB, PostgreSQL, Redshift): each supplies a connection, a way to stage
     a Parquet file and read-only queries; the statements come from its dialect."""
@@ -166,6 +179,15 @@ class Warehouse(dg.ConfigurableResource):
     def tables(self) -> list[str]:
         return [row[0] for row in self.query(self.dialect.list_tables())]
 
+    def loaded_version(self, table: str) -> str | None:
+        """The curated state version a table was last loaded from; None when unknown (never recorded, or the
+        record cannot be read)."""
+        try:
+            rows = self.query(self.dialect.read_load_state(), [table])
+        except Exception:  # e.g. no load has recorded a version yet (no such table) or no right to read it
+            return None
+        return rows[0][0] if rows else None
+
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(name, data type) of each column of a table, in order."""
         return [(row[0], row[1]) for row in self.query(self.dialect.describe(), [table])]
@@ -181,13 +203,16 @@ class Warehouse(dg.ConfigurableResource):
         return [TableStats(t, int(rows[t]), sizes.get(t)) for t in tables]
 
     @contextmanager
-    def scan_view(self, table: str, text_columns: list[str]) -> Iterator[tuple[Fetch, str]]:
-        """A DuckDB `fetch(sql)` and relation holding the table's text columns (the leak scan speaks DuckDB SQL)."""
+    def scan_view(self, table: str, text_columns: list[str], where: str = "") -> Iterator[tuple[Fetch, str]]:
+        """A DuckDB `fetch(sql)` and relation holding the table's text columns (the leak scan speaks DuckDB SQL);
+        `where` (DuckDB SQL over those columns) keeps only some rows, gathered once for all the scan's queries."""
         con = duckdb.connect()
         try:
+            relation = quote_ident(table)
             if text_columns:
                 con.register(table, self._read_text(table, text_columns))
-            yield (lambda sql: con.execute(sql).fetchall()), quote_ident(table)
+                relation = scanned_rows(con, relation, text_columns, where)
+            yield (lambda sql: con.execute(sql).fetchall()), relation
         finally:
             con.close()
 

@@ -17,6 +17,7 @@ from enrollment_platform.resources.warehouse.base import (
     QueryStats,
     Session,
     Warehouse,
+    scanned_rows,
 )
 from enrollment_platform.resources.warehouse.dialects import DuckDBDialect
 from enrollment_platform.resources.warehouse.model import TableDef
@@ -64,9 +65,11 @@ class DuckDBWarehouse(Warehouse):
             return con.execute(sql, parameters or []).fetchall()
 
     @contextmanager
-    def scan_view(self, table: str, text_columns: list[str]) -> Iterator[tuple[Fetch, str]]:
-        """The table itself: the leak scan's SQL is DuckDB's."""
-        yield self.query, quote_ident(table)
+    def scan_view(self, table: str, text_columns: list[str], where: str = "") -> Iterator[tuple[Fetch, str]]:
+        """The table itself (the leak scan's SQL is DuckDB's), or its rows matching `where`."""
+        with self.connect() as con:
+            relation = scanned_rows(con, quote_ident(table), text_columns, where)
+            yield (lambda sql: con.execute(sql).fetchall()), relation
 
     def _table_sizes(self) -> dict[str, int]:
         """Bytes of the storage blocks holding each table (small tables may share a block with others)."""
