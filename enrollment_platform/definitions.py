@@ -107,7 +107,7 @@ def aws_resources(settings: Settings, environ: Mapping[str, str] | None = None) 
     ENROLLMENT_ENGINE=spark. Values a deployment changes without a code change are Dagster EnvVars."""
     from dagster_aws.s3 import S3Resource  # dagster-aws (and boto3) load only for the AWS twins
 
-    from enrollment_platform.resources.lake import S3Lake
+    from enrollment_platform.resources.lake_s3 import S3Lake
     from enrollment_platform.resources.raw_s3 import S3RawLayer
 
     aws = AwsSettings.from_env(settings, os.environ if environ is None else environ)

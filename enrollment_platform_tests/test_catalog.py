@@ -35,7 +35,7 @@ from enrollment_platform.resources.catalog import (
     detect_drift,
     parquet_columns,
 )
-from enrollment_platform.resources.lake import S3Lake
+from enrollment_platform.resources.lake_s3 import S3Lake
 from enrollment_platform.resources.raw import LocalRawLayer
 from enrollment_platform_tests.conftest import fake_aws_account, local_settings
 

@@ -13,8 +13,9 @@ from botocore.stub import Stubber
 from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
-from enrollment_platform.resources import lake as lake_module
-from enrollment_platform.resources.lake import Lake, LakeAccessError, LocalLake, S3Lake
+from enrollment_platform.resources import lake_s3 as lake_module
+from enrollment_platform.resources.lake import Lake, LocalLake
+from enrollment_platform.resources.lake_s3 import LakeAccessError, S3Lake
 from enrollment_platform.settings import SettingsError
 from enrollment_platform_tests.conftest import fake_aws_account
 

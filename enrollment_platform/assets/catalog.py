@@ -12,7 +12,7 @@ Schema drift against the catalogued table is handled by the `catalog` resource p
 
 import re
 from collections import defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import dagster as dg
 
@@ -31,22 +31,12 @@ from enrollment_platform.resources.catalog import (
     raw_columns,
 )
 from enrollment_platform.resources.lake import Lake
-from enrollment_platform.resources.raw import LocalRawLayer, RawFile, RawLayer
-from enrollment_platform.resources.raw_s3 import S3RawLayer
+from enrollment_platform.resources.raw import RawFile, RawLayer
 from enrollment_platform.retries import EXTERNAL_IO_RETRY, retry_transient_only
 from enrollment_platform.transforms.read_raw import SUPPORTED_SUFFIXES, UnreadableFile
 
 RAW_PARTITION_KEY = Column("ingest_date", "string")
 _INGEST_FOLDER = re.compile(r"^ingest_date=(\d{4}-\d{2}-\d{2})$")
-
-
-def raw_location(raw_layer: RawLayer, *parts: str) -> str:
-    """Where an engine outside this process finds a raw-layer folder: `s3://bucket/prefix/...` or a local path."""
-    if isinstance(raw_layer, S3RawLayer):
-        return "s3://" + "/".join(p.strip("/") for p in (raw_layer.bucket, raw_layer.prefix, *parts) if p.strip("/"))
-    if isinstance(raw_layer, LocalRawLayer):
-        return str(Path(raw_layer.root, *parts).absolute())
-    raise TypeError(f"no location for a raw layer of type {type(raw_layer).__name__}")
 
 
 def batch_raw_files(raw_layer: RawLayer, lake: Lake, dataset: str, batch: str) -> list[RawFile]:
@@ -71,7 +61,7 @@ def raw_tables(
         folder = PurePosixPath(group[0].relative).parts[0]
         table = TableDefinition(
             name=f"raw_{dataset}_{data_format}",
-            location=raw_location(raw_layer, folder) + "/",
+            location=raw_layer.location(folder) + "/",
             data_format=data_format,
             columns=columns,
             partition_keys=(RAW_PARTITION_KEY,),
@@ -88,7 +78,7 @@ def ingest_partitions(raw_layer: RawLayer, files: list[RawFile]) -> list[Partiti
         parts = PurePosixPath(raw_file.relative).parts
         for index, part in enumerate(parts[:-1]):
             if match := _INGEST_FOLDER.match(part):
-                location = raw_location(raw_layer, *parts[: index + 1]) + "/"
+                location = raw_layer.location(*parts[: index + 1]) + "/"
                 partitions.setdefault((match.group(1),), Partition((match.group(1),), location))
                 break
     return sorted(partitions.values(), key=lambda p: p.values)

@@ -41,11 +41,18 @@ class RawLayer(dg.ConfigurableResource):
         """A local path holding the file's bytes."""
         return Path(raw_file.path)
 
+    @abstractmethod
+    def location(self, *parts: str) -> str:
+        """Where an engine outside this process finds a folder of the layer: a local path or `s3://bucket/…`."""
+
 
 class LocalRawLayer(RawLayer):
     """A raw layer in a local folder (the original system's folder names work as-is)."""
 
     root: str
+
+    def location(self, *parts: str) -> str:
+        return str(Path(self.root, *parts).absolute())
 
     def inventory(self, catalog: Catalog) -> RawInventory:
         root = Path(self.root)

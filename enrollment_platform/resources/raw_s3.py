@@ -32,6 +32,9 @@ class S3RawLayer(RawLayer):
     prefix: str = ""
     cache_dir: str
 
+    def location(self, *parts: str) -> str:
+        return "s3://" + "/".join(p.strip("/") for p in (self.bucket, self.prefix, *parts) if p.strip("/"))
+
     def inventory(self, catalog: Catalog) -> RawInventory:
         files: dict[str, list[RawFile]] = {name: [] for name in catalog.datasets}
         ignored: list[str] = []
