@@ -221,3 +221,16 @@ def test_only_the_embedded_warehouse_is_held_open(tmp_path):
         pass  # nothing is opened: a connection to that URL would fail
     with warehouse_held_open({}):
         pass
+
+
+def test_the_local_definitions_load_no_aws_client_library():
+    """dagster-aws and boto3 cost most of a second to import: only the AWS twins load them."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, enrollment_platform.definitions; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "ENROLLMENT_ENV": "local"},
+    ).stdout.split("'")
+    assert "enrollment_platform.definitions" in loaded
+    assert not {"dagster_aws", "boto3", "redshift_connector"} & set(loaded)
