@@ -25,6 +25,7 @@ from enrollment_platform.pii.shortcuts import detector_digest
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse import Warehouse
+from enrollment_platform.resources.warehouse.base import BatchChanges
 from enrollment_platform.transforms.sql import quote_ident
 
 CHECK_NAME = "no_pii_leak"
@@ -90,6 +91,19 @@ def clean_marker(scanned: str, version: str, detector: Detector) -> list[str]:
     return ["staging", "leak_scanned", scanned, f"{version}-{detector_digest(detector)[:16]}"]
 
 
+def _started_clean(lake: LocalLake, scanned: str, changes: BatchChanges | None, detector: Detector) -> bool:
+    """Whether the version a batch's changes start from was scanned clean with this detector."""
+    if changes is None or not changes.base_version:
+        return False
+    return lake.exists(*clean_marker(scanned, changes.base_version, detector))
+
+
+def _mark_clean(lake: LocalLake, scanned: str, version: str, detector: Detector, leaks: list[Leak]) -> None:
+    if version and not leaks:
+        with lake.atomic_write(*clean_marker(scanned, version, detector)) as marker:
+            open(marker, "w").close()
+
+
 def scan_curated_batch(
     lake: LocalLake, engine: DuckDBEngine, dataset: str, batch: str, detector: Detector | None = None
 ) -> tuple[list[Leak], str]:
@@ -98,15 +112,13 @@ def scan_curated_batch(
     those of that version); otherwise the whole state. A clean result marks the new version."""
     detector = detector or default_detector()
     changes = batch_changes(lake, dataset, curated_parts(dataset), batch)
-    if changes and changes.base_version and lake.exists(*clean_marker(dataset, changes.base_version, detector)):
+    if _started_clean(lake, dataset, changes, detector):
         leaks = scan_parquet(engine, f"curated/{dataset}", [changes.rows], detector)
         scanned = f"curated/{dataset}: the batch's new and changed rows (version {changes.base_version} was clean)"
     else:
         leaks, scanned = scan_curated(lake, engine, dataset, detector), f"curated/{dataset}"
     version = state_version(lake.path(*curated_parts(dataset))) if lake.exists(*curated_parts(dataset)) else ""
-    if not leaks and version:
-        with lake.atomic_write(*clean_marker(dataset, version, detector)) as marker:
-            open(marker, "w").close()
+    _mark_clean(lake, dataset, version, detector, leaks)
     return leaks, scanned
 
 
@@ -121,12 +133,11 @@ def scan_warehouse_table(
         return []
     columns = warehouse.columns(table)
     fetched = [name for name, data_type in columns if is_text(data_type)]
-    if only_keys and only_keys[0] not in fetched:
-        fetched.append(only_keys[0])
     where = ""
     if only_keys:
-        column = quote_ident(only_keys[0])
-        where = f"{column} IN (SELECT {column} FROM {read_parquet(only_keys[1])})"
+        key_column, keys = only_keys
+        fetched += [] if key_column in fetched else [key_column]
+        where = f"{quote_ident(key_column)} IN (SELECT {quote_ident(key_column)} FROM {read_parquet(keys)})"
     with warehouse.scan_view(table, fetched, where) as (fetch, relation):
         return scan_relation(fetch, table, relation, columns, detector or default_detector())
 
@@ -152,19 +163,12 @@ def scan_warehouse_batch(
     loaded = warehouse.loaded_version(table)
     changes = batch_changes(lake, dataset, curated_parts(dataset), batch) if batch else None
     scope = f"warehouse.{table}"
-    if (
-        changes
-        and changes.base_version
-        and loaded == changes.state_version
-        and lake.exists(*clean_marker(scope, changes.base_version, detector))
-    ):
+    if changes and loaded == changes.state_version and _started_clean(lake, scope, changes, detector):
         leaks = scan_warehouse_table(warehouse, table, detector, only_keys=(natural_key, changes.rows))
         scanned = f"{table}: the rows of the batch's new and changed keys (version {changes.base_version} was clean)"
     else:
         leaks, scanned = scan_warehouse_table(warehouse, table, detector), table
-    if not leaks and loaded:
-        with lake.atomic_write(*clean_marker(scope, loaded, detector)) as marker:
-            open(marker, "w").close()
+    _mark_clean(lake, scope, loaded or "", detector, leaks)
     return leaks, scanned
 
 
