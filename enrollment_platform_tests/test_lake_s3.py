@@ -3,6 +3,7 @@ bucket so the in-process engine (DuckDB) reads plain files."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import boto3
@@ -14,7 +15,7 @@ from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
 from enrollment_platform.resources import lake_s3 as lake_module
-from enrollment_platform.resources.lake import Lake, LocalLake
+from enrollment_platform.resources.lake import Lake, LocalLake, link_or_copy
 from enrollment_platform.resources.lake_s3 import LakeAccessError, S3Lake
 from enrollment_platform.settings import SettingsError
 from enrollment_platform_tests.conftest import fake_aws_account
@@ -93,6 +94,25 @@ def test_both_twins_write_read_list_and_remove_the_same_way(any_lake):
     assert not any_lake.exists(*CURATED)
     assert not any_lake.exists("curated", "students")
     assert any_lake.list("curated") == []
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard link", "copy"])
+def test_a_file_taken_over_as_it_is_keeps_its_rows_when_the_source_is_written_again(any_lake, links, monkeypatch):
+    """A first batch becomes the curated state by `link_or_copy`; writing the batch file again (a re-run) must not
+    change the state, whether the two share the bytes (hard link) or not (no hard links on that file system)."""
+    if not links:
+        monkeypatch.setattr(os, "link", _no_hard_links)
+    batch, state = ("staging", "redacted", "students", "b.parquet"), CURATED
+    write_parquet(any_lake, batch, ["ada", "grace"])
+    with any_lake.atomic_write(*state) as temporary:
+        link_or_copy(any_lake.path(*batch), temporary)
+    write_parquet(any_lake, batch, ["someone else"])
+    assert read_names(any_lake.path(*state)) == ["ada", "grace"]
+    assert read_names(any_lake.path(*batch)) == ["someone else"]
+
+
+def _no_hard_links(source, target):
+    raise OSError(1, "Operation not permitted")
 
 
 def test_a_failed_write_leaves_nothing_behind(any_lake):
