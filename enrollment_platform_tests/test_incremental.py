@@ -12,8 +12,10 @@ import duckdb
 import pytest
 
 from enrollment_platform.assets import warehouse as warehouse_assets
+from enrollment_platform.assets.common import metadata_values
+from enrollment_platform.assets.warehouse import BATCH_LOAD, HELD
 from enrollment_platform.generator import generate_raw_layer
-from enrollment_platform.resources.warehouse import duckdb_path
+from enrollment_platform.resources.warehouse import DuckDBWarehouse, duckdb_path
 from enrollment_platform.runner import execute_batch, run_pipeline, summarize
 from enrollment_platform_tests.conftest import REPO, local_settings
 
@@ -231,6 +233,42 @@ def test_new_students_enrolling_on_day_two_leave_the_fact_incremental(raw_flat, 
     assert student_dim["inserted"].value == 2  # the dimension changed ...
     assert fact["loaded_from"].value == "the batch's changes"  # ... and the fact still took only the batch
     assert fact["inserted"].value > 2
+
+
+def test_a_rerun_after_the_fact_failed_loads_nothing_again_and_only_the_batch_into_the_fact(
+    raw_flat, tmp_path, monkeypatch
+):
+    """Day two's fact load fails after the dimensions took the batch. The re-run finds them holding the batch's
+    version and loads nothing into them, the fact takes only the batch, and the tables end as a clean run's."""
+    raw = by_day(raw_flat, tmp_path / "raw_days")
+    day_two = [raw / dataset / f"ingest_date={DAY_TWO}" / "new.csv" for dataset in ("students", "enrollments")]
+    add_new_students_who_enroll(raw_flat, *day_two)
+    days, clean = local_settings(tmp_path / "days", raw), local_settings(tmp_path / "clean", raw)
+    assert execute_batch(days, DAY_ONE, DAY_ONE).success
+    with monkeypatch.context() as patched:
+        patched.setattr(DuckDBWarehouse, "load_fact", fail_to_load)
+        failed = execute_batch(days, DAY_TWO, DAY_TWO)
+    assert not failed.success
+    assert failed.asset_materializations_for_node("warehouse__student_dim")[0].metadata["inserted"].value == 2
+    rerun = execute_batch(days, DAY_TWO, DAY_TWO)
+    assert rerun.success
+    loads = {
+        node: metadata_values(rerun.asset_materializations_for_node(f"warehouse__{node}")[0].metadata)
+        for node in ("student_dim", "course_dim", "student_pii", "enrollment_fact")
+    }
+    for table in ("student_dim", "student_pii"):  # day two changed these ...
+        assert (loads[table]["loaded_from"], loads[table]["inserted"]) == (HELD, 0), table
+    assert (loads["course_dim"]["loaded_from"], loads["course_dim"]["inserted"]) == (BATCH_LOAD, 0)  # ... not this
+    assert loads["student_dim"]["batch_inserted"] == 2
+    assert loads["student_dim"]["batch_loaded_by_run"] == failed.run_id
+    assert loads["enrollment_fact"]["loaded_from"] == BATCH_LOAD
+    for day in (DAY_ONE, DAY_TWO):
+        assert execute_batch(clean, day, day).success
+    assert contents(days, exact=True) == contents(clean, exact=True)
+
+
+def fail_to_load(*args, **kwargs):
+    raise RuntimeError("the warehouse went away during the fact load")
 
 
 def remove_a_student_who_enrolled_on_day_one(raw: Path) -> str:

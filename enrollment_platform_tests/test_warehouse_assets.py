@@ -10,7 +10,7 @@ import pytest
 
 from enrollment_platform.assets.curated import changes_parts, removed_parts
 from enrollment_platform.assets.deduped import curated_parts
-from enrollment_platform.assets.warehouse import BATCH_LOAD, DimensionLoad, fact_changes
+from enrollment_platform.assets.warehouse import BATCH_LOAD, HELD, DimensionLoad, fact_changes
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.lake import LocalLake
 from enrollment_platform.resources.warehouse.embedded import DuckDBWarehouse
@@ -105,3 +105,12 @@ def test_a_dimension_load_reads_its_metadata():
     }
     assert DimensionLoad.of(metadata) == DimensionLoad(from_batch=True, inserted=2, deleted=1)
     assert DimensionLoad.of({"rows": dg.MetadataValue.int(0), "note": "no curated data yet"}).from_batch is False
+
+
+def test_a_dimension_that_already_held_its_batch_reads_as_the_load_that_brought_it():
+    """A re-run finds the dimension holding the batch's version: the fact goes by the earlier batch load's figures
+    when they were found, else takes the whole state."""
+    held = {"loaded_from": dg.MetadataValue.text(HELD), "inserted": dg.MetadataValue.int(0)}
+    found = held | {"batch_inserted": dg.MetadataValue.int(2), "batch_deleted": dg.MetadataValue.int(1)}
+    assert DimensionLoad.of(found) == DimensionLoad(from_batch=True, inserted=2, deleted=1)
+    assert DimensionLoad.of(held).from_batch is False

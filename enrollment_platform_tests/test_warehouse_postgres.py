@@ -399,6 +399,27 @@ def test_a_table_out_of_step_is_loaded_from_the_whole_state(warehouse, tmp_path,
     assert warehouse.query("SELECT state_version FROM \"_load_state\" WHERE table_name = 'student_dim'") == [("v2",)]
 
 
+@pytest.mark.parametrize("rows_agree", [True, False], ids=["as loaded", "rows deleted behind the pipeline's back"])
+def test_a_table_already_holding_the_batchs_version_loads_nothing(warehouse, tmp_path, monkeypatch, rows_agree):
+    """A re-run of a batch whose run stopped after this load finds the table holding the version the batch leads
+    to: nothing is loaded, unless its rows no longer agree with the state, which then reloads it whole."""
+    load_v1(warehouse, tmp_path)
+    v2, changes = batch_v1_to_v2(tmp_path)
+    assert warehouse.load_dimension(STUDENTS, v2, changes).loaded_from == "batch"
+    if not rows_agree:
+        with warehouse.session() as session:
+            session.execute("DELETE FROM student_dim WHERE student_id = 's1'")
+    whole_state = []
+    original = type(warehouse)._upsert_state
+    monkeypatch.setattr(type(warehouse), "_upsert_state", lambda *a: whole_state.append(a) or original(*a))
+    again = warehouse.load_dimension(STUDENTS, v2, changes)
+    if rows_agree:
+        assert (again.loaded_from, counts(again), whole_state) == ("held", (3, 0, 0, 0), [])
+    else:
+        assert (again.loaded_from, len(whole_state)) == ("state", 1)
+    assert sorted((sid, name) for _, sid, name in students_now(warehouse)) == [(s, n) for _, s, n in V2_ROWS]
+
+
 def enrollment_columns(ids: list[str], students: list[str]) -> dict[str, pa.Array]:
     return with_lineage({"enrollment_id": ids, "student_id": students}, "e.csv")
 

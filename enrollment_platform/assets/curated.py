@@ -7,7 +7,6 @@ kept rows. A newer version that failed validation removes the older one: the new
 it is in quarantine. The file is replaced atomically, so a reader sees the state before or after, never between.
 """
 
-import shutil
 import uuid
 from dataclasses import asdict, dataclass
 
@@ -39,7 +38,7 @@ from enrollment_platform.assets.validated import quarantine_parts
 from enrollment_platform.config import load_catalog
 from enrollment_platform.resources.engine import DuckDBEngine
 from enrollment_platform.resources.job_runner import JobRunner
-from enrollment_platform.resources.lake import LocalLake
+from enrollment_platform.resources.lake import LocalLake, link_or_copy
 from enrollment_platform.resources.warehouse.base import BatchChanges
 from enrollment_platform.resources.warehouse.model import STATE_VERSION
 
@@ -132,10 +131,14 @@ def merge_into_state(
     """Merge a batch into a state file atomically; return (rows in the new state, old rows replaced).
 
     Beside it, the batch's changes (`changes_parts`, `removed_parts`), so a warehouse in step with the previous
-    version loads only those. A batch with no rows leaves the state file as it was.
+    version loads only those. A batch with no rows, or one the state took already (`_merged_before`), leaves the
+    state file as it was.
     """
     state_file = lake.path(*target)
     exists = lake.exists(*target)
+    merged = exists and _merged_before(engine, lake, state_file, batch_file, winners, key_column, (state, batch))
+    if merged:
+        return merged
     con = engine.connect()
     try:
         before = count_rows(con, state_file) if exists else 0
@@ -146,31 +149,69 @@ def merge_into_state(
     base = state_version(state_file) if exists else ""
     if exists and not added and not touched:
         rows, version = before, base
-    elif not exists and state_version(batch_file):  # a first batch is the state as it is: copied, not rewritten
+    elif not exists and state_version(
+        batch_file
+    ):  # a first batch is the state as it is: linked or copied, not rewritten
         with lake.atomic_write(*target) as temporary:
-            shutil.copyfile(batch_file, temporary)
+            link_or_copy(batch_file, temporary)
         rows, version = added, state_version(batch_file)
     else:
         version = uuid.uuid4().hex
         query = merge_sql(read_parquet(state_file) if exists else None, read_parquet(batch_file), winners, key_column)
         # no sort: the kept old rows keep their order and the batch follows (a sort of the state cost half the merge)
         rows = write_query(engine, lake, query, *target, kv={STATE_VERSION: version})
+    replaced = before + added - rows
     if exists:  # the first batch has no earlier version for a warehouse to be in step with: no changes to write
-        _write_changes(engine, lake, state_file, batch_file, winners, key_column, (state, batch), (base, version, rows))
-    return rows, before + added - rows
+        versions = (base, version, rows, replaced)
+        _write_changes(engine, lake, state_file, batch_file, winners, key_column, (state, batch), versions)
+    return rows, replaced
+
+
+def _merged_before(engine, lake, state_file, batch_file, winners, key_column, where) -> tuple[int, int] | None:
+    """(rows, replaced) of the merge that made the state, when it took exactly this batch's rows and removed keys
+    (a re-run of a batch whose run stopped after the merge); None otherwise. Merging them again would give the same
+    rows under a new version, and the warehouse tables that took the batch would no longer be in step with it.
+    Compares the batch with what the state took from it: work in proportion to the batch."""
+    state, batch = where
+    rows_at, removed_at = changes_parts(state, batch), removed_parts(state, batch)
+    if not (lake.exists(*rows_at) and lake.exists(*removed_at)):
+        return None
+    footer = _footer(lake.path(*rows_at))
+    if footer.get(STATE_VERSION) != state_version(state_file) or "rows_replaced" not in footer:
+        return None
+    columns = ", ".join(f'"{c}"' for c in pq.read_schema(batch_file).names)
+    taken = f"SELECT {columns} FROM {read_parquet(lake.path(*rows_at))}"
+    given = f"SELECT {columns} FROM {read_parquet(batch_file)}"
+    removed_before = f'SELECT "{key_column}" FROM {read_parquet(lake.path(*removed_at))}'
+    con = engine.connect()
+    try:
+        differs = con.execute(
+            f"SELECT EXISTS ({taken} EXCEPT ALL {given}) OR EXISTS ({given} EXCEPT ALL {taken}) "
+            f"OR EXISTS ({removed_before} EXCEPT ALL {_removed_sql(batch_file, winners, key_column)}) "
+            f"OR EXISTS ({_removed_sql(batch_file, winners, key_column)} EXCEPT ALL {removed_before})"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return None if differs else (int(footer["state_rows"]), int(footer["rows_replaced"]))
+
+
+def _removed_sql(batch_file: str, winners: str, key_column: str) -> str:
+    """The keys the batch removes: those it brought a newest version of that is not among its kept rows."""
+    batch_keys = f'SELECT "{key_column}" FROM {read_parquet(batch_file)}'
+    return f'SELECT k AS "{key_column}" FROM {winners} WHERE k NOT IN ({batch_keys})'
 
 
 def _write_changes(engine, lake, state_file, batch_file, winners, key_column, where, versions) -> None:
-    """The batch's rows with the new state's columns, and the keys it removed; footers: versions and row count."""
+    """The batch's rows with the new state's columns, and the keys it removed; footers: versions, row count and
+    the rows it replaced."""
     state, batch = where
-    base, version, rows = versions
-    footer = {"base_version": base, STATE_VERSION: version, "state_rows": str(rows)}
+    base, version, rows, replaced = versions
+    footer = {"base_version": base, STATE_VERSION: version, "state_rows": str(rows), "rows_replaced": str(replaced)}
     columns = f"(SELECT * FROM {read_parquet(state_file)} LIMIT 0) UNION ALL BY NAME "
     write_query(
         engine, lake, f"{columns}SELECT * FROM {read_parquet(batch_file)}", *changes_parts(state, batch), kv=footer
     )
-    batch_keys = f'SELECT "{key_column}" FROM {read_parquet(batch_file)}'
-    removed = f'SELECT k AS "{key_column}" FROM {winners} WHERE k NOT IN ({batch_keys})'
+    removed = _removed_sql(batch_file, winners, key_column)
     write_query(engine, lake, removed, *removed_parts(state, batch), kv=footer)
 
 

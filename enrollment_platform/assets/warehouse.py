@@ -38,22 +38,43 @@ def warehouse_asset(name: str, deps: list[dg.AssetKey], description: str, kinds=
     )
 
 
-def _load_metadata(result: LoadResult) -> dict:
-    return {
+BATCH_LOAD = "the batch's changes"
+HELD = "nothing: the table already held the batch's version"
+LOADED_FROM = {"batch": BATCH_LOAD, "held": HELD}
+EARLIER_LOADS = 10  # a held table's materializations searched for the load that brought it the batch's version
+
+
+def _load_metadata(context, result: LoadResult, changes: BatchChanges | None) -> dict:
+    metadata = {
         "rows": dg.MetadataValue.int(result.rows),
         "inserted": dg.MetadataValue.int(result.inserted),
         "updated": dg.MetadataValue.int(result.updated),
         "deleted": dg.MetadataValue.int(result.deleted),
-        "loaded_from": BATCH_LOAD if result.loaded_from == "batch" else "the whole curated state",
+        "loaded_from": LOADED_FROM.get(result.loaded_from, "the whole curated state"),
     }
+    if changes is not None and result.loaded_from in LOADED_FROM:
+        metadata["state_version"] = changes.state_version
+    if result.loaded_from == "held" and (earlier := _batch_load_of(context, changes.state_version)):
+        metadata |= {f"batch_{figure}": dg.MetadataValue.int(earlier[figure]) for figure in ("inserted", "deleted")}
+        metadata["batch_loaded_by_run"] = earlier["run_id"]
+    return metadata
 
 
-BATCH_LOAD = "the batch's changes"
+def _batch_load_of(context, version: str) -> dict | None:
+    """The figures of the earlier load that brought this table the batch's changes (a re-run of a batch whose run
+    stopped after it finds the table holding them), with its run id; None when it is not among the last ones."""
+    records = context.instance.fetch_materializations(context.asset_key, limit=EARLIER_LOADS).records
+    for record in records:
+        values = metadata_values(record.asset_materialization.metadata)
+        if values.get("loaded_from") == BATCH_LOAD and values.get("state_version") == version:
+            return values | {"run_id": record.run_id}
+    return None
 
 
 @dataclass(frozen=True)
 class DimensionLoad:
-    """What a dimension's load did in this run (its materialization's metadata)."""
+    """What the load of a dimension's current version did: in this run, or, where this run found the table already
+    holding the batch's version, in the run that loaded it."""
 
     from_batch: bool  # it took exactly its batch's changes (not the whole state)
     inserted: int
@@ -62,6 +83,9 @@ class DimensionLoad:
     @classmethod
     def of(cls, metadata: dict) -> "DimensionLoad":
         values = metadata_values(metadata)
+        if values.get("loaded_from") == HELD:  # the earlier batch load's figures, when they were found
+            held = "batch_inserted" in values
+            return cls(held, values.get("batch_inserted") or 0, values.get("batch_deleted") or 0)
         return cls(values.get("loaded_from") == BATCH_LOAD, values.get("inserted") or 0, values.get("deleted") or 0)
 
 
@@ -165,7 +189,7 @@ def build_table_asset(spec: DimensionSpec) -> dg.AssetsDefinition:
         else:
             changes = batch_changes(lake, spec.dataset, curated_parts(spec.dataset), batch)
             result = warehouse.load_dimension(spec, parquet, changes)
-        return dg.MaterializeResult(metadata=_load_metadata(result))
+        return dg.MaterializeResult(metadata=_load_metadata(context, result, changes))
 
     return table_asset
 
@@ -183,7 +207,8 @@ def build_restricted_asset(table: str, dataset: str, natural_key: str) -> dg.Ass
             return skipped
         spec = DimensionSpec(table, dataset, natural_key, f"{table}_key")
         changes = batch_changes(lake, table, restricted_path(table), batch_of(context))
-        return dg.MaterializeResult(metadata=_load_metadata(warehouse.load_table(spec, parquet, changes)))
+        result = warehouse.load_table(spec, parquet, changes)
+        return dg.MaterializeResult(metadata=_load_metadata(context, result, changes))
 
     return restricted_asset
 

@@ -42,7 +42,9 @@ class LoadResult:
     inserted: int
     updated: int
     deleted: int
-    loaded_from: str = "state"  # "state": the whole curated state; "batch": only the batch's changes
+    # "state": the whole curated state; "batch": only the batch's changes; "held": nothing, the table already held
+    # the version the batch leads to (a re-run of a batch whose run stopped after this load)
+    loaded_from: str = "state"
 
 
 @dataclass(frozen=True)
@@ -301,9 +303,12 @@ class Warehouse(dg.ConfigurableResource):
 
     def _upsert_changes(self, table: TableDef, changes: BatchChanges) -> LoadResult:
         """Only the batch's rows and removed keys; _OutOfStep (rolled back) unless the table was last loaded from
-        the state version the batch started from and ends with as many rows as the new state."""
+        the state version the batch started from and ends with as many rows as the new state. Nothing when it
+        already holds the version the batch leads to (`_held`)."""
         sql = self.dialect
         recorded = self._recorded_version(table)
+        if changes.state_version not in ("", changes.base_version) and recorded == changes.state_version:
+            return self._held(table, changes)  # (a batch that changed nothing is loaded as such: in step, empty)
         if not changes.base_version or recorded != changes.base_version:
             raise _OutOfStep(f"the table holds version {recorded!r}, the batch starts from {changes.base_version!r}")
         with self._transaction() as session:
@@ -320,6 +325,16 @@ class Warehouse(dg.ConfigurableResource):
                 raise _OutOfStep(f"{rows} rows after the batch, the curated state has {changes.state_rows}")
         self._record_version(table, changes.state_version)
         return LoadResult(table.name, rows, inserted, updated, deleted, "batch")
+
+    def _held(self, table: TableDef, changes: BatchChanges) -> LoadResult:
+        """The table already holds the version the batch leads to: nothing to load, if its rows agree."""
+        with self._transaction() as session:
+            rows = session.execute(self.dialect.count_rows(table)).fetchone()[0]
+        if rows != changes.state_rows:
+            raise _OutOfStep(
+                f"it holds the batch's version with {rows} rows, the curated state has {changes.state_rows}"
+            )
+        return LoadResult(table.name, rows, 0, 0, 0, "held")
 
     @staticmethod
     def _clear_dangling(session: Session, table: TableDef, keys: tuple[str, ...]) -> int:
