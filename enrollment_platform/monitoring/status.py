@@ -12,7 +12,7 @@ import dagster as dg
 from rich import box
 from rich.table import Table
 
-from enrollment_platform.bookmarks import load_ledger, pending_files
+from enrollment_platform.bookmarks import is_pending, load_ledger
 from enrollment_platform.config import load_catalog
 from enrollment_platform.notifications import DQ_SCORE, dagster_events, dataset_counts, failed_steps
 from enrollment_platform.partitions import batch_key, ingest_date
@@ -158,9 +158,11 @@ def pending_raw_files(resources: dict) -> list[PendingFile]:
     """Raw files that are new or changed since the bookmark ledger recorded them, as `run` would find them."""
     inventory = resources["raw_layer"].inventory(load_catalog())
     files = [f for found in inventory.files.values() for f in found]
+    ledger = load_ledger(resources["lake"])
     return [
         PendingFile(f.dataset, f.relative, ingest_date(f.relative, f.modified_ns), f.size_bytes)
-        for f, _ in pending_files(files, load_ledger(resources["lake"]))
+        for f in files
+        if is_pending(f, ledger)
     ]
 
 
