@@ -149,9 +149,8 @@ def merge_into_state(
     base = state_version(state_file) if exists else ""
     if exists and not added and not touched:
         rows, version = before, base
-    elif not exists and state_version(
-        batch_file
-    ):  # a first batch is the state as it is: linked or copied, not rewritten
+    elif not exists and state_version(batch_file):
+        # a first batch is the state as it is: linked or copied, not rewritten
         with lake.atomic_write(*target) as temporary:
             link_or_copy(batch_file, temporary)
         rows, version = added, state_version(batch_file)
@@ -180,16 +179,19 @@ def _merged_before(engine, lake, state_file, batch_file, winners, key_column, wh
     if footer.get(STATE_VERSION) != state_version(state_file) or "rows_replaced" not in footer:
         return None
     columns = ", ".join(f'"{c}"' for c in pq.read_schema(batch_file).names)
-    taken = f"SELECT {columns} FROM {read_parquet(lake.path(*rows_at))}"
-    given = f"SELECT {columns} FROM {read_parquet(batch_file)}"
-    removed_before = f'SELECT "{key_column}" FROM {read_parquet(lake.path(*removed_at))}'
+    removed_now = f"({_removed_sql(batch_file, winners, key_column)})"
+    compared = [  # (what the merge took, what this run gives, the columns compared)
+        (read_parquet(lake.path(*rows_at)), read_parquet(batch_file), columns),
+        (read_parquet(lake.path(*removed_at)), removed_now, f'"{key_column}"'),
+    ]
+    differ = " OR ".join(
+        f"EXISTS (SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) OR EXISTS (SELECT {c} FROM {b} EXCEPT ALL "
+        f"SELECT {c} FROM {a})"
+        for a, b, c in compared
+    )
     con = engine.connect()
     try:
-        differs = con.execute(
-            f"SELECT EXISTS ({taken} EXCEPT ALL {given}) OR EXISTS ({given} EXCEPT ALL {taken}) "
-            f"OR EXISTS ({removed_before} EXCEPT ALL {_removed_sql(batch_file, winners, key_column)}) "
-            f"OR EXISTS ({_removed_sql(batch_file, winners, key_column)} EXCEPT ALL {removed_before})"
-        ).fetchone()[0]
+        differs = con.execute(f"SELECT {differ}").fetchone()[0]
     finally:
         con.close()
     return None if differs else (int(footer["state_rows"]), int(footer["rows_replaced"]))
