@@ -71,13 +71,29 @@ MAX_SAMPLE_SECONDS = 10.0
 
 @dataclass
 class Trial:
-    """One child process: wall seconds, peak RSS and what it reported."""
+    """One child process: wall seconds, peak RSS, what it reported, and the CPU seconds it used (user + system,
+    its children included): on a shared machine whose wall times of the same code spread by a quarter, the CPU a
+    run needs moves far less, so it shows gains the wall time hides."""
 
     seconds: float
     peak_rss_mib: float
     repeat: int = 0
     rows_out: dict[str, int] = field(default_factory=dict)
     detail: dict = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+
+
+@dataclass
+class ChildRun:
+    """What `run_child` measured of one process."""
+
+    seconds: float
+    peak_rss_mib: float
+    cpu_seconds: float
+    stdout: str
+
+    def trial(self, repeat: int, rows_out: dict[str, int] | None = None, detail: dict | None = None) -> Trial:
+        return Trial(self.seconds, self.peak_rss_mib, repeat, rows_out or {}, detail or {}, self.cpu_seconds)
 
 
 class TrialFailed(RuntimeError):
@@ -100,8 +116,9 @@ def cli() -> str:
     return str(path)
 
 
-def run_child(argv: list[str], logs: Path, name: str, cwd: Path) -> tuple[float, float, str]:
-    """Run argv to completion: (wall seconds, peak RSS in MiB, stdout); TrialFailed on a non-zero exit."""
+def run_child(argv: list[str], logs: Path, name: str, cwd: Path) -> ChildRun:
+    """Run argv to completion: wall seconds, peak RSS in MiB, CPU seconds and stdout; TrialFailed on a non-zero
+    exit."""
     logs.mkdir(parents=True, exist_ok=True)
     out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
     # Every trial starts with nothing left to write back: files the harness just copied (the incremental trials'
@@ -117,7 +134,7 @@ def run_child(argv: list[str], logs: Path, name: str, cwd: Path) -> tuple[float,
     if process.returncode != 0:
         tail = err_path.read_text(errors="replace")[-3000:]
         raise TrialFailed(f"{' '.join(argv)} exited {process.returncode}:\n{tail}")
-    return seconds, usage.ru_maxrss / 1024, out_path.read_text()
+    return ChildRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out_path.read_text())
 
 
 def pipeline_summary(stdout: str, what: str) -> dict:
@@ -141,8 +158,7 @@ def rows_out(summary: dict) -> dict[str, int]:
 def generate(work: Path, out: Path, enrollments: int, seed: int, first_ids: dict[str, int] | None = None) -> float:
     """Generate a raw layer in a child process (the parent stays small); its wall seconds."""
     argv = [sys.executable, __file__, GENERATE_CHILD, str(out), str(enrollments), str(seed), json.dumps(first_ids)]
-    seconds, _, _ = run_child(argv, work / "logs", f"generate-{out.name}", work)
-    return seconds
+    return run_child(argv, work / "logs", f"generate-{out.name}", work).seconds
 
 
 def lay_out_by_day(flat: Path, raw: Path, day: str, prefix: str = "") -> list[str]:
@@ -260,15 +276,16 @@ def contender_argv(kind: str, raw: Path, target: Path) -> list[str]:
 def run_contender(kind: str, raw: Path, target: Path, work: Path, repeat: int) -> Trial:
     """One trial of a contender into `target` (a new home or output folder)."""
     name = f"{kind}-{raw.name}-{repeat}"
-    seconds, rss, stdout = run_child(contender_argv(kind, raw, target), work / "logs", name, work)
+    child = run_child(contender_argv(kind, raw, target), work / "logs", name, work)
     if kind == "pipeline":
-        summary = pipeline_summary(stdout, name)
-        return Trial(seconds, rss, repeat, rows_out(summary), {"run_ids": summary["run_ids"]})
-    return Trial(seconds, rss, repeat, json.loads(stdout)["rows_out"])
+        summary = pipeline_summary(child.stdout, name)
+        return child.trial(repeat, rows_out(summary), {"run_ids": summary["run_ids"]})
+    return child.trial(repeat, json.loads(child.stdout)["rows_out"])
 
 
 def progress(label: str, trial: Trial) -> None:
-    print(f"  {label:<34} {trial.seconds:9.2f} s {trial.peak_rss_mib:9.0f} MiB", file=sys.stderr, flush=True)
+    line = f"  {label:<34} {trial.seconds:9.2f} s {trial.peak_rss_mib:9.0f} MiB {trial.cpu_seconds:9.2f} s CPU"
+    print(line, file=sys.stderr, flush=True)
 
 
 def rotated(kinds: list[str], repeat: int) -> list[str]:
@@ -278,6 +295,10 @@ def rotated(kinds: list[str], repeat: int) -> list[str]:
 
 def median(trials: list[Trial]) -> float:
     return statistics.median(t.seconds for t in trials)
+
+
+def median_cpu(trials: list[Trial]) -> float:
+    return statistics.median(t.cpu_seconds for t in trials)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -303,6 +324,7 @@ def measure_size(work: Path, enrollments: int, args: argparse.Namespace, keep_ho
 
 def summarize_size(enrollments: int, layer: dict, trials: dict[str, list[Trial]]) -> dict:
     medians = {k: round(median(v), 3) for k, v in trials.items()}
+    cpu = {k: round(median_cpu(v), 3) for k, v in trials.items()}
     outputs = {k: v[0].rows_out for k, v in trials.items()}
     return {
         "enrollments": enrollments,
@@ -312,6 +334,11 @@ def summarize_size(enrollments: int, layer: dict, trials: dict[str, list[Trial]]
             "pipeline_over_duckdb_baseline": ratio(medians.get("pipeline"), medians.get("duckdb_baseline")),
             "pandas_over_pipeline": ratio(medians.get("pandas"), medians.get("pipeline")),
             "pandas_over_duckdb_baseline": ratio(medians.get("pandas"), medians.get("duckdb_baseline")),
+        },
+        "median_cpu_seconds": cpu,
+        "cpu_ratios": {
+            "pipeline_over_duckdb_baseline": ratio(cpu.get("pipeline"), cpu.get("duckdb_baseline")),
+            "pandas_over_pipeline": ratio(cpu.get("pandas"), cpu.get("pipeline")),
         },
         "peak_rss_mib": {k: round(max(t.peak_rss_mib for t in v), 1) for k, v in trials.items()},
         "rows_out": outputs,
@@ -334,10 +361,10 @@ def measure_incremental(work: Path, size: dict, repeats: int, seed: int, new_stu
     trials = []
     for repeat in range(repeats):
         shutil.copytree(snapshot, home, symlinks=True)
-        seconds, rss, stdout = run_child(contender_argv("pipeline", raw, home), work / "logs", f"inc-{repeat}", work)
-        summary = pipeline_summary(stdout, f"incremental #{repeat + 1}")
+        child = run_child(contender_argv("pipeline", raw, home), work / "logs", f"inc-{repeat}", work)
+        summary = pipeline_summary(child.stdout, f"incremental #{repeat + 1}")
         check_incremental(summary, delta)
-        trial = Trial(seconds, rss, repeat, rows_out(summary), incremental_detail(summary))
+        trial = child.trial(repeat, rows_out(summary), incremental_detail(summary))
         trials.append(trial)
         progress(f"incremental #{repeat + 1}", trial)
         shutil.rmtree(home)
@@ -350,6 +377,8 @@ def measure_incremental(work: Path, size: dict, repeats: int, seed: int, new_stu
         "median_seconds": round(median(trials), 3),
         "full_pipeline_median_seconds": full,
         "share_of_full_run": ratio(median(trials), full),
+        "median_cpu_seconds": round(median_cpu(trials), 3),
+        "cpu_share_of_full_run": ratio(median_cpu(trials), size["median_cpu_seconds"]["pipeline"]),
         "peak_rss_mib": round(max(t.peak_rss_mib for t in trials), 1),
         "trials": [asdict(t) for t in trials],
     }
@@ -379,16 +408,15 @@ def measure_sample(work: Path, repeats: int) -> dict:
     for repeat in range(repeats):
         home = work / f"sample-home-{repeat}"
         argv = [cli(), "run", "--home", str(home), "--json"]
-        seconds, rss, stdout = run_child(argv, work / "logs", f"sample-{repeat}", work)
-        summary = pipeline_summary(stdout, f"sample run #{repeat + 1}")
+        child = run_child(argv, work / "logs", f"sample-{repeat}", work)
+        summary = pipeline_summary(child.stdout, f"sample run #{repeat + 1}")
         if not summary["raw_uri"].endswith(os.path.join("sample_data", "raw")):
             raise TrialFailed(f"the sample run read {summary['raw_uri']}, not the bundled sample")
-        runs.append(Trial(seconds, rss, repeat, rows_out(summary), {"raw_uri": "<package>/sample_data/raw"}))
+        runs.append(child.trial(repeat, rows_out(summary), {"raw_uri": "<package>/sample_data/raw"}))
         progress(f"sample run #{repeat + 1}", runs[-1])
         shutil.rmtree(home)
         argv = [sys.executable, "-c", "import enrollment_platform.definitions"]
-        seconds, rss, _ = run_child(argv, work / "logs", f"import-{repeat}", work)
-        imports.append(Trial(seconds, rss, repeat))
+        imports.append(run_child(argv, work / "logs", f"import-{repeat}", work).trial(repeat))
         progress(f"import definitions #{repeat + 1}", imports[-1])
     return {
         "command": "enrollment-platform run --home <new home> --json  (no raw layer: the bundled sample)",
@@ -466,6 +494,11 @@ def print_sizes(report: dict) -> None:
         for name, value in size["ratios"].items():
             if value is not None:
                 print(f"  {name:<30} {value:7.2f}x")
+        cpu = ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in size["median_cpu_seconds"].items())
+        print(f"  CPU (user + system, medians): {cpu}")
+        for name, value in size["cpu_ratios"].items():
+            if value is not None:
+                print(f"  {name + ' (CPU)':<30} {value:7.2f}x")
 
 
 def print_acceptance(acceptance: dict) -> None:
@@ -486,7 +519,8 @@ def print_report(report: dict) -> None:
         print(
             f"\nincremental at {inc['enrollments']:,} (+{inc['delta']['share_of_full']:.1%}): "
             f"{inc['median_seconds']:.2f} s = {inc['share_of_full_run']:.1%} of the full run "
-            f"({inc['full_pipeline_median_seconds']:.2f} s), peak {inc['peak_rss_mib']:.0f} MiB"
+            f"({inc['full_pipeline_median_seconds']:.2f} s), peak {inc['peak_rss_mib']:.0f} MiB; "
+            f"CPU {inc['median_cpu_seconds']:.2f} s = {inc['cpu_share_of_full_run']:.1%} of the full run's"
         )
     if sample := report.get("sample_overhead"):
         print(
